@@ -1,0 +1,98 @@
+"""One error hierarchy for the whole product, with stable machine-readable codes.
+
+The service maps every :class:`Echo4DError` to an RFC 9457 problem+json response in one
+handler (``service/errors.py``); the CLI prints ``code: detail`` and exits non-zero; the
+worker marks the job failed with the code. Codes are part of the public API: never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes. Grouped by the kind of error that raises them."""
+
+    # Bad input (the client's fault; retrying the same input cannot succeed).
+    INVALID_STUDY = "invalid_study"
+    INVALID_MANIFEST = "invalid_manifest"
+    UNKNOWN_VIEW = "unknown_view"
+    MISSING_VIEW = "missing_view"
+    BAD_DIMENSIONS = "bad_dimensions"
+    BAD_DTYPE = "bad_dtype"
+    BAD_SPACING = "bad_spacing"
+    BAD_TIMING = "bad_timing"
+    EMPTY_MASK = "empty_mask"
+    FULL_MASK = "full_mask"
+    NO_LV_LABEL = "no_lv_label"
+    DISCONNECTED_MASK = "disconnected_mask"
+    FRAME_COUNT_MISMATCH = "frame_count_mismatch"
+    SINGLE_FRAME = "single_frame"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    UNSUPPORTED_TRANSFER_SYNTAX = "unsupported_transfer_syntax"
+    CORRUPT_FILE = "corrupt_file"
+    UNSAFE_ARCHIVE = "unsafe_archive"
+    NO_SEGMENTER = "no_segmenter"
+    # Model / artefact problems (ours, not the client's).
+    CHECKPOINT_INVALID = "checkpoint_invalid"
+    RECONSTRUCTION_FAILED = "reconstruction_failed"
+    # Transient infrastructure problems (retrying may succeed).
+    STORE_UNAVAILABLE = "store_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    BROKER_UNAVAILABLE = "broker_unavailable"
+    # Service-level problems.
+    NOT_FOUND = "not_found"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    VALIDATION_FAILED = "validation_failed"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    OUT_OF_MEMORY = "out_of_memory"
+    CANCELLED = "cancelled"
+    INTERNAL = "internal_error"
+
+
+class Echo4DError(Exception):
+    """Base of every error Echo4D raises on purpose.
+
+    ``detail`` is a sentence a PACS engineer can act on; ``field`` names the offending
+    input (``views.A4C.pixel_spacing_mm``, ``A2C.npy``, a DICOM keyword, ...) when there is one.
+    Messages never contain patient-identifying values.
+    """
+
+    retryable: ClassVar[bool] = False
+    default_code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+
+    def __init__(self, detail: str, *, code: ErrorCode | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code: ErrorCode = code or self.default_code
+        self.field = field
+
+    def __str__(self) -> str:
+        where = f" [{self.field}]" if self.field else ""
+        return f"{self.code.value}{where}: {self.detail}"
+
+
+class InputError(Echo4DError):
+    """The input is wrong; the same input will always fail."""
+
+    default_code = ErrorCode.INVALID_STUDY
+
+
+class ModelError(Echo4DError):
+    """A model artefact (checkpoint) or a reconstruction failed for reasons of ours."""
+
+    default_code = ErrorCode.RECONSTRUCTION_FAILED
+
+
+class TransientError(Echo4DError):
+    """An infrastructure dependency failed; retrying later may succeed."""
+
+    retryable = True
+    default_code = ErrorCode.STORE_UNAVAILABLE

@@ -1,0 +1,1 @@
+"""LV geometry kernel: canonical frame, apical planes and probe poses, mesh operations."""

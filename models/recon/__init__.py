@@ -1,0 +1,1 @@
+"""Test-time reconstruction: SDF rendering, shape/probe optimisation, motion, Radial SDF Alignment."""

@@ -1,0 +1,318 @@
+"""The study bundle: Echo4D's canonical input format (``echo4d-study/1``).
+
+A bundle is a directory, or a zip of one, holding ``study.json``::
+
+    {"format": "echo4d-study/1",
+     "views": {"A4C": {"masks": "A4C.npy", "pixel_spacing_mm": [0.7, 0.7], "fps": 30.0},
+               "A2C": {...}, "A3C": {...}}}
+
+and one ``.npy`` per view: masks (T, H, W) uint8, LV cavity = 1, background = 0, row 0 at
+the probe. Any non-empty subset of A4C/A2C/A3C is allowed; views need not share T, H, W
+or fps (clips are not simultaneous). Ground truth never lives inside a bundle.
+
+Every other input (DICOM, video, NIfTI, PNG) is converted to this form by ``models.ingest``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.errors import ErrorCode, InputError
+from models.geometry.frames import VIEW_NAMES
+
+STUDY_FORMAT: Final = "echo4d-study/1"
+MANIFEST_NAME: Final = "study.json"
+
+
+@dataclass(frozen=True)
+class StudyLimits:
+    """Caps applied before any large allocation (configurable by the service's Settings)."""
+
+    max_frames: int = 512
+    max_side: int = 2048
+    max_voxels_per_view: int = 64 * 1024 * 1024
+    max_manifest_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ViewSequence:
+    """One apical view's mask cine: masks (T, H, W) uint8 in {0, 1}, row 0 at the probe."""
+
+    name: str
+    masks: NDArray[np.uint8]
+    pixel_spacing_mm: tuple[float, float]
+    fps: float
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def frame_times_s(self) -> NDArray[np.float64]:
+        """Time (T,) of each frame in seconds from the clip's first frame."""
+        return np.arange(self.n_frames, dtype=np.float64) / self.fps
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: one :class:`ViewSequence` per available view, in VIEW_NAMES order."""
+
+    views: dict[str, ViewSequence]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def view_names(self) -> list[str]:
+        return [v for v in VIEW_NAMES if v in self.views]
+
+    def subset(self, names: list[str]) -> Study:
+        """The same study restricted to ``names`` (each must be present)."""
+        missing = [n for n in names if n not in self.views]
+        if missing:
+            raise InputError(
+                f"view(s) {', '.join(missing)} requested but the study only has {', '.join(self.view_names)}",
+                code=ErrorCode.MISSING_VIEW,
+                field="views",
+            )
+        return Study({n: self.views[n] for n in names}, dict(self.meta))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _positive_finite(value: Any, what: str, code: ErrorCode) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{what} must be a number, got {type(value).__name__}", code=code, field=what)
+    f = float(value)
+    if not math.isfinite(f) or f <= 0:
+        raise InputError(f"{what} must be a positive finite number, got {value!r}", code=code, field=what)
+    return f
+
+
+def validate_spacing(value: Any, where: str) -> tuple[float, float]:
+    """``[row_mm, col_mm]`` → a pair of positive finite floats, else :class:`InputError`."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise InputError(f"{where} must be a list [row_mm, col_mm]", code=ErrorCode.BAD_SPACING, field=where)
+    row = _positive_finite(value[0], where, ErrorCode.BAD_SPACING)
+    col = _positive_finite(value[1], where, ErrorCode.BAD_SPACING)
+    if max(row, col) > 10.0 or min(row, col) < 0.01:
+        raise InputError(
+            f"{where} = {[row, col]} mm per pixel is outside the plausible echo range 0.01–10 mm",
+            code=ErrorCode.BAD_SPACING,
+            field=where,
+        )
+    return row, col
+
+
+def validate_masks(arr: Any, where: str, limits: StudyLimits = StudyLimits()) -> NDArray[np.uint8]:
+    """Check a mask cine (T, H, W) and return it as uint8 in {0, 1}.
+
+    Accepts bool or integer arrays holding only 0 and 1. Rejects wrong rank, absurd sizes,
+    single frames, and frames that are empty or entirely foreground.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{where} is not an array", code=ErrorCode.BAD_DTYPE, field=where)
+    if arr.ndim != 3:
+        raise InputError(
+            f"{where} must have shape (T, H, W), got {arr.ndim} dimension(s) {tuple(arr.shape)}",
+            code=ErrorCode.BAD_DIMENSIONS,
+            field=where,
+        )
+    t, h, w = (int(s) for s in arr.shape)
+    if t > limits.max_frames or max(h, w) > limits.max_side or t * h * w > limits.max_voxels_per_view:
+        raise InputError(
+            f"{where} shape {(t, h, w)} exceeds the limits ({limits.max_frames} frames, {limits.max_side} px a side)",
+            code=ErrorCode.TOO_LARGE,
+            field=where,
+        )
+    if t < 2:
+        raise InputError(f"{where} has {t} frame(s); a cine needs at least 2", code=ErrorCode.SINGLE_FRAME, field=where)
+    if min(h, w) < 16:
+        raise InputError(
+            f"{where} frames are {h}x{w} px; at least 16x16 needed", code=ErrorCode.BAD_DIMENSIONS, field=where
+        )
+    if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{where} must be uint8/bool, got {arr.dtype}", code=ErrorCode.BAD_DTYPE, field=where)
+    if arr.dtype != np.bool_ and (arr.min() < 0 or arr.max() > 1):
+        raise InputError(
+            f"{where} must hold only 0 (background) and 1 (LV cavity), found values up to {int(arr.max())}; "
+            "convert multi-label maps with `echo4d ingest --label`",
+            code=ErrorCode.NO_LV_LABEL,
+            field=where,
+        )
+    masks = arr.astype(np.uint8, copy=False)
+    per_frame = masks.reshape(t, -1).sum(axis=1)
+    if (per_frame == 0).any():
+        bad = int(np.flatnonzero(per_frame == 0)[0])
+        raise InputError(f"{where} frame {bad} is empty (no LV cavity pixel)", code=ErrorCode.EMPTY_MASK, field=where)
+    if (per_frame == h * w).any():
+        bad = int(np.flatnonzero(per_frame == h * w)[0])
+        raise InputError(f"{where} frame {bad} is entirely foreground", code=ErrorCode.FULL_MASK, field=where)
+    return masks
+
+
+def validate_view_name(name: Any, where: str = "views") -> str:
+    if name not in VIEW_NAMES:
+        raise InputError(
+            f"unknown view {name!r}; expected one of {', '.join(VIEW_NAMES)}", code=ErrorCode.UNKNOWN_VIEW, field=where
+        )
+    return str(name)
+
+
+def parse_manifest(raw: bytes, limits: StudyLimits = StudyLimits()) -> dict[str, Any]:
+    """Parse and structurally validate ``study.json`` (no array is read here)."""
+    if len(raw) > limits.max_manifest_bytes:
+        raise InputError("study.json is larger than 64 KiB", code=ErrorCode.TOO_LARGE, field=MANIFEST_NAME)
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"study.json is not valid UTF-8 JSON: {exc}", code=ErrorCode.INVALID_MANIFEST,
+                         field=MANIFEST_NAME) from None
+    if not isinstance(doc, dict):
+        raise InputError("study.json must be a JSON object", code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
+    if doc.get("format") != STUDY_FORMAT:
+        raise InputError(
+            f"study.json format must be {STUDY_FORMAT!r}, got {doc.get('format')!r}",
+            code=ErrorCode.INVALID_MANIFEST,
+            field="format",
+        )
+    views = doc.get("views")
+    if not isinstance(views, dict) or not views:
+        raise InputError("study.json 'views' must be a non-empty object", code=ErrorCode.MISSING_VIEW, field="views")
+    for name, spec in views.items():
+        validate_view_name(name, f"views.{name}")
+        if not isinstance(spec, dict):
+            raise InputError(f"views.{name} must be an object", code=ErrorCode.INVALID_MANIFEST, field=f"views.{name}")
+        masks = spec.get("masks")
+        if not isinstance(masks, str) or not _safe_member(masks) or not masks.endswith(".npy"):
+            raise InputError(
+                f"views.{name}.masks must be a relative .npy file name inside the bundle, got {masks!r}",
+                code=ErrorCode.INVALID_MANIFEST,
+                field=f"views.{name}.masks",
+            )
+        validate_spacing(spec.get("pixel_spacing_mm"), f"views.{name}.pixel_spacing_mm")
+        _positive_finite(spec.get("fps"), f"views.{name}.fps", ErrorCode.BAD_TIMING)
+    return doc
+
+
+def _safe_member(name: str) -> bool:
+    p = PurePosixPath(name)
+    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+
+
+def _load_npy(raw: bytes, where: str, limits: StudyLimits) -> NDArray[Any]:
+    """Read a .npy from bytes after checking its header (shape and dtype) against the limits."""
+    buf = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(buf)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(buf)  # the header only, no data yet
+    except Exception:
+        raise InputError(f"{where} is not a valid .npy file", code=ErrorCode.CORRUPT_FILE, field=where) from None
+    if dtype.hasobject:
+        raise InputError(f"{where} holds Python objects; only numeric masks are accepted", code=ErrorCode.BAD_DTYPE,
+                         field=where)
+    n = int(np.prod(shape)) if shape else 1
+    if len(shape) == 3 and (shape[0] > limits.max_frames or n > limits.max_voxels_per_view):
+        raise InputError(f"{where} shape {tuple(shape)} exceeds the size limits", code=ErrorCode.TOO_LARGE, field=where)
+    buf.seek(0)
+    try:
+        arr = np.load(buf, allow_pickle=False)
+    except Exception:
+        raise InputError(f"{where} is truncated or corrupt", code=ErrorCode.CORRUPT_FILE, field=where) from None
+    return np.asarray(arr)
+
+
+def study_from_manifest(
+    doc: Mapping[str, Any], read_member: Any, limits: StudyLimits = StudyLimits()
+) -> Study:
+    """Build a :class:`Study` from a parsed manifest; ``read_member(name) -> bytes``."""
+    views: dict[str, ViewSequence] = {}
+    for name in VIEW_NAMES:
+        spec = doc["views"].get(name)
+        if spec is None:
+            continue
+        where = f"views.{name}.masks"
+        try:
+            raw = read_member(spec["masks"])
+        except (KeyError, FileNotFoundError):
+            raise InputError(f"{spec['masks']} named by {where} is not in the bundle", code=ErrorCode.INVALID_STUDY,
+                             field=where) from None
+        masks = validate_masks(_load_npy(raw, where, limits), where, limits)
+        views[name] = ViewSequence(
+            name=name,
+            masks=masks,
+            pixel_spacing_mm=validate_spacing(spec["pixel_spacing_mm"], f"views.{name}.pixel_spacing_mm"),
+            fps=_positive_finite(spec["fps"], f"views.{name}.fps", ErrorCode.BAD_TIMING),
+        )
+    meta = {k: v for k, v in doc.items() if k not in ("format", "views")}
+    return Study(views=views, meta=meta)
+
+
+def load_study(path: str | Path, limits: StudyLimits = StudyLimits()) -> Study:
+    """Load and validate a study bundle from a directory or a ``.zip``.
+
+    Raises :class:`InputError` with a stable code naming the offending field.
+    """
+    p = Path(path)
+    if p.is_dir():
+        manifest = p / MANIFEST_NAME
+        if not manifest.is_file():
+            raise InputError(f"{p.name}/ has no {MANIFEST_NAME}", code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
+        doc = parse_manifest(manifest.read_bytes(), limits)
+        return study_from_manifest(doc, lambda n: (p / n).read_bytes(), limits)
+    if p.is_file() and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            return load_study_zip(zf, limits)
+    if p.exists():
+        raise InputError(f"{p.name} is neither a study directory nor a zip", code=ErrorCode.UNSUPPORTED_FORMAT,
+                         field="study")
+    raise InputError(f"{p} does not exist", code=ErrorCode.INVALID_STUDY, field="study")
+
+
+def load_study_zip(zf: zipfile.ZipFile, limits: StudyLimits = StudyLimits()) -> Study:
+    """Load a bundle from an open zip; the manifest may sit at the root or in one top folder."""
+    names = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+    candidates = [n for n in names if PurePosixPath(n).name == MANIFEST_NAME and len(PurePosixPath(n).parts) <= 2]
+    if len(candidates) != 1:
+        raise InputError("the zip must contain exactly one study.json (at its root or in one folder)",
+                         code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
+    prefix = str(PurePosixPath(candidates[0]).parent)
+    prefix = "" if prefix == "." else prefix + "/"
+
+    def read(member: str) -> bytes:
+        info = names.get(prefix + member)
+        if info is None:
+            raise KeyError(member)
+        if info.file_size > limits.max_voxels_per_view + 4096:
+            raise InputError(f"{member} is too large ({info.file_size} bytes)", code=ErrorCode.TOO_LARGE, field=member)
+        return zf.read(info)
+
+    doc = parse_manifest(read(MANIFEST_NAME), limits)
+    return study_from_manifest(doc, read, limits)
+
+
+def save_study(study: Study, out_dir: str | Path) -> Path:
+    """Write ``study`` as a bundle directory; returns the manifest path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    views: dict[str, Any] = {}
+    for name in study.view_names:
+        v = study.views[name]
+        np.save(out / f"{name}.npy", np.ascontiguousarray(v.masks, dtype=np.uint8))
+        views[name] = {"masks": f"{name}.npy", "pixel_spacing_mm": list(v.pixel_spacing_mm), "fps": float(v.fps)}
+    doc: dict[str, Any] = {"format": STUDY_FORMAT, "views": views, **study.meta}
+    manifest = out / MANIFEST_NAME
+    manifest.write_text(json.dumps(doc, indent=2) + "\n")
+    return manifest
