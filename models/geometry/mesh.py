@@ -39,7 +39,8 @@ class Mesh:
 
 def mesh_volume_mm3(mesh: Mesh) -> float:
     """Exact enclosed volume (mm³) of a closed, outward-wound mesh (divergence theorem)."""
-    a, b, c = (mesh.triangles[:, i] for i in range(3))
+    v, f = mesh.vertices, mesh.faces
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 

@@ -1,0 +1,220 @@
+"""Statistical/parametric LV endocardial cavity model (end-diastole) with 21 modes.
+
+Geometry. A wall point with template coordinates (t, φ) (``template.py``) sits at the
+prolate angle ``ν = t · ν_b`` of a truncated prolate spheroid (truncation angle ``ν_b``):
+
+* axial position ``s(ν) = (1 − cos ν) / (1 − cos ν_b)`` ∈ [0, 1], ``z = L · s + tilt``;
+* radius ``r(s, φ) = R · sin(ν)^p / max sin^p · exp(Σ_m b_m σ_m B_m(s, φ))`` about the long axis,
+  plus an axis bow ``β · R · 4 s (1 − s)``;
+* a flat or slightly domed mitral cap closes the base ring (dome height ``h`` mm).
+
+The base ring is re-centred onto the long axis by a shear ``x −= s · c`` (apex unmoved), so
+the canonical frame holds exactly: apex at the origin, mitral centre (mean of the base ring)
+at ``(0, 0, L)``. ``R`` is then solved so the mesh volume equals the requested EDV exactly
+(a lateral scaling by f multiplies the volume by f²), and ``L`` follows from the requested
+sphericity index ``SI = D_eq / L`` with ``D_eq = sqrt(6 · EDV / (π · L))`` the short-axis
+diameter of the prolate ellipsoid of the same volume and length (so SI is exact too).
+
+Modes: 2 global (size = EDV, sphericity = SI) and 19 local shape modes listed in
+:data:`SHAPE_MODES` with their standard deviations; a subject is the phenotype mean plus
+``z · σ`` for z-scores ``z`` (clipped to ±2.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.cohort.template import DEFAULT_TEMPLATE, Template
+from models.geometry.mesh import Mesh, mesh_volume_mm3
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """One local shape mode: name, population mean and standard deviation, unit, meaning."""
+
+    name: str
+    mean: float
+    std: float
+    unit: str
+    description: str
+
+
+SHAPE_MODES: Final[tuple[ModeSpec, ...]] = (
+    ModeSpec("pointedness", 0.0, 0.15, "log p", "apical pointedness: profile exponent p = exp(b) of sin(ν)^p"),
+    ModeSpec("truncation", 122.0, 7.0, "deg", "truncation angle ν_b: annulus / max diameter = sin(ν_b)"),
+    ModeSpec("septal_flattening", 0.05, 0.05, "log r", "radius reduction at the septum (φ = 180°)"),
+    ModeSpec("ellipticity_c2", 0.0, 0.06, "log r", "short-axis ellipticity cos 2φ"),
+    ModeSpec("ellipticity_s2", 0.0, 0.06, "log r", "short-axis ellipticity sin 2φ"),
+    ModeSpec("trefoil_c3", 0.0, 0.03, "log r", "third-order lobes cos 3φ"),
+    ModeSpec("trefoil_s3", 0.0, 0.03, "log r", "third-order lobes sin 3φ"),
+    ModeSpec("lateral_skew", 0.0, 0.05, "log r", "cos φ · P1(s): lateral vs septal width changing base→apex"),
+    ModeSpec("anterior_skew", 0.0, 0.05, "log r", "sin φ · P1(s): inferior vs anterior width changing base→apex"),
+    ModeSpec("ellipticity_twist_c", 0.0, 0.03, "log r", "cos 2φ · P1(s): ellipticity changing along the axis"),
+    ModeSpec("ellipticity_twist_s", 0.0, 0.03, "log r", "sin 2φ · P1(s)"),
+    ModeSpec("mid_waist", 0.0, 0.05, "log r", "P2(s): mid-cavity waist (−) or barrel (+)"),
+    ModeSpec("basal_taper", 0.0, 0.03, "log r", "P3(s): basal narrowing / widening"),
+    ModeSpec("apical_bulge", 0.0, 0.05, "log r", "Gaussian widening around s = 0.22 (aneurysm: 0.2–0.35)"),
+    ModeSpec("tilt_x", 0.0, 0.025, "L", "mitral-plane tilt: base height change cos φ, as a fraction of L"),
+    ModeSpec("tilt_y", 0.0, 0.025, "L", "mitral-plane tilt: base height change sin φ, as a fraction of L"),
+    ModeSpec("bow_x", 0.0, 0.06, "R", "axis bow toward +x (banana shape), fraction of the max radius"),
+    ModeSpec("bow_y", 0.0, 0.06, "R", "axis bow toward +y"),
+    ModeSpec("mitral_dome", 2.0, 1.0, "mm", "height of the mitral cap dome above the annulus plane (≥ 0)"),
+)
+"""The 19 local shape modes (with EDV and sphericity: 21 modes)."""
+
+MODE_INDEX: Final[dict[str, int]] = {m.name: i for i, m in enumerate(SHAPE_MODES)}
+N_SHAPE_MODES: Final[int] = len(SHAPE_MODES) + 2
+Z_CLIP: Final[float] = 2.5
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    """End-diastolic cavity parameters: EDV (mL), sphericity index, 19 local mode values.
+
+    ``modes`` holds the *values* (mean + z·std, in each mode's unit), not z-scores.
+    """
+
+    edv_ml: float
+    sphericity: float
+    modes: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.modes) != len(SHAPE_MODES):
+            raise ValueError(f"ShapeParams needs {len(SHAPE_MODES)} mode values, got {len(self.modes)}")
+        if not (20.0 <= self.edv_ml <= 600.0):
+            raise ValueError(f"EDV {self.edv_ml} mL outside the modelled range 20–600 mL")
+        if not (0.2 <= self.sphericity <= 1.2):
+            raise ValueError(f"sphericity index {self.sphericity} outside 0.2–1.2")
+
+    def mode(self, name: str) -> float:
+        return float(self.modes[MODE_INDEX[name]])
+
+    @property
+    def length_mm(self) -> float:
+        """Long-axis length L (apex → mitral centre) implied by EDV and SI."""
+        return float((6.0 * self.edv_ml * 1000.0 / (math.pi * self.sphericity**2)) ** (1.0 / 3.0))
+
+    @classmethod
+    def from_zscores(
+        cls, edv_ml: float, sphericity: float, z: FloatArray, offsets: dict[str, float] | None = None
+    ) -> ShapeParams:
+        """Mode values = mean + clip(z, ±2.5) · std (+ phenotype ``offsets`` by mode name)."""
+        zc = np.clip(np.asarray(z, dtype=np.float64).reshape(len(SHAPE_MODES)), -Z_CLIP, Z_CLIP)
+        values = [m.mean + float(zi) * m.std for m, zi in zip(SHAPE_MODES, zc, strict=True)]
+        for name, off in (offsets or {}).items():
+            values[MODE_INDEX[name]] += off
+        values[MODE_INDEX["mitral_dome"]] = max(0.0, values[MODE_INDEX["mitral_dome"]])
+        return cls(float(edv_ml), float(sphericity), tuple(values))
+
+    def to_dict(self) -> dict[str, float]:
+        out = {"edv_ml": self.edv_ml, "sphericity": self.sphericity, "length_mm": self.length_mm}
+        out.update({m.name: v for m, v in zip(SHAPE_MODES, self.modes, strict=True)})
+        return out
+
+
+@dataclass(frozen=True)
+class EDShape:
+    """An end-diastolic cavity with the material coordinates the motion model needs."""
+
+    mesh: Mesh
+    template: Template
+    s: FloatArray  # (n_wall,) normalised axial position of each wall ring at ED
+    dome_mm: float
+    length_mm: float
+
+    @property
+    def wall(self) -> FloatArray:
+        """Wall vertices (n_wall, n_phi, 3)."""
+        t = self.template
+        return self.mesh.vertices[t.wall_slice].reshape(t.n_wall, t.n_phi, 3)
+
+
+def _legendre(s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    x = 2.0 * s - 1.0
+    return x, 0.5 * (3.0 * x**2 - 1.0), 0.5 * (5.0 * x**3 - 3.0 * x)
+
+
+def log_radius(params: ShapeParams, s: FloatArray, phi: FloatArray) -> FloatArray:
+    """Σ_m b_m B_m(s, φ): the log-radius modulation (n_s, n_phi) of the local modes."""
+    b = dict(zip(MODE_INDEX, params.modes, strict=True))
+    ss = s[:, None]
+    ph = phi[None, :]
+    p1, p2, p3 = _legendre(ss)
+    from_septum = np.abs(np.mod(ph, 2 * np.pi) - np.pi)  # angular distance to φ = 180°
+    septal = np.exp(-((from_septum / 0.7) ** 2))
+    apical = np.exp(-(((ss - 0.22) / 0.15) ** 2))  # peak 1 at s = 0.22, fades toward the pole
+    out: FloatArray = (
+        -b["septal_flattening"] * septal
+        + b["ellipticity_c2"] * np.cos(2 * ph)
+        + b["ellipticity_s2"] * np.sin(2 * ph)
+        + b["trefoil_c3"] * np.cos(3 * ph)
+        + b["trefoil_s3"] * np.sin(3 * ph)
+        + b["lateral_skew"] * np.cos(ph) * p1
+        + b["anterior_skew"] * np.sin(ph) * p1
+        + b["ellipticity_twist_c"] * np.cos(2 * ph) * p1
+        + b["ellipticity_twist_s"] * np.sin(2 * ph) * p1
+        + b["mid_waist"] * p2
+        + b["basal_taper"] * p3
+        + b["apical_bulge"] * apical
+    )
+    return out
+
+
+def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -> EDShape:
+    """Watertight end-diastolic cavity (canonical frame, mm) with volume exactly ``params.edv_ml``."""
+    nu_b = math.radians(params.mode("truncation"))
+    p = math.exp(params.mode("pointedness"))
+    length = params.length_mm
+    nu = template.wall_t * nu_b
+    s = (1.0 - np.cos(nu)) / (1.0 - math.cos(nu_b))
+    s[-1] = 1.0
+    peak = 1.0 if nu_b >= math.pi / 2 else math.sin(nu_b) ** p
+    rho0 = np.sin(nu) ** p / peak
+    phi = template.phi
+    r = rho0[:, None] * np.exp(log_radius(params, s, phi))  # (n_wall, n_phi), unit max radius ~1
+    bow = 4.0 * s * (1.0 - s)
+    x = r * np.cos(phi)[None, :] + params.mode("bow_x") * bow[:, None]
+    y = r * np.sin(phi)[None, :] + params.mode("bow_y") * bow[:, None]
+    tilt = length * (params.mode("tilt_x") * np.cos(phi) + params.mode("tilt_y") * np.sin(phi))
+    z = length * s[:, None] + (s**4)[:, None] * tilt[None, :]
+    # Shear so the base-ring centroid lies on the long axis (the apex stays at the origin).
+    cx, cy = float(x[-1].mean()), float(y[-1].mean())
+    x = x - s[:, None] * cx
+    y = y - s[:, None] * cy
+    wall = np.stack([x, y, z], axis=-1)
+    dome = params.mode("mitral_dome")
+    unit = _close(template, wall, length, dome)
+    volume_unit = mesh_volume_mm3(Mesh(unit, template.faces))
+    f = math.sqrt(params.edv_ml * 1000.0 / volume_unit)
+    vertices = unit.copy()
+    vertices[:, :2] *= f
+    return EDShape(Mesh(vertices, template.faces), template, s, dome, length)
+
+
+def cap_rings(template: Template, base: FloatArray, centre: FloatArray, dome_mm: float) -> FloatArray:
+    """Cap ring vertices (n_cap, n_phi, 3) between the base ring (n_phi, 3) and the centre (3,)."""
+    rho = template.cap_rho[:, None, None]
+    lift = (dome_mm * (1.0 - template.cap_rho**2))[:, None, None] * np.array([0.0, 0.0, 1.0])
+    out: FloatArray = centre[None, None, :] + rho * (base[None, :, :] - centre[None, None, :]) + lift
+    return out
+
+
+def _close(template: Template, wall: FloatArray, length: float, dome_mm: float) -> FloatArray:
+    centre_base = np.array([0.0, 0.0, length])
+    cap = cap_rings(template, wall[-1], centre_base, dome_mm)
+    return template.assemble(wall, cap, centre_base + np.array([0.0, 0.0, dome_mm]))
+
+
+def close_wall(template: Template, wall: FloatArray, dome_mm: float) -> FloatArray:
+    """Full vertex array (N, 3) from moved wall rings: the cap follows the base ring (centre =
+    the base ring's mean, dome kept)."""
+    centre = wall[-1].mean(axis=0)
+    cap = cap_rings(template, wall[-1], centre, dome_mm)
+    return template.assemble(wall, cap, centre + np.array([0.0, 0.0, dome_mm]))
