@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     CORRUPT_FILE = "corrupt_file"
     UNSAFE_ARCHIVE = "unsafe_archive"
     NO_SEGMENTER = "no_segmenter"
+    NO_CARDIAC_CYCLE = "no_cardiac_cycle"
     # Model / artefact problems (ours, not the client's).
     CHECKPOINT_INVALID = "checkpoint_invalid"
     RECONSTRUCTION_FAILED = "reconstruction_failed"
@@ -53,6 +54,7 @@ class ErrorCode(StrEnum):
     VALIDATION_FAILED = "validation_failed"
     TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
     OUT_OF_MEMORY = "out_of_memory"
+    WORKER_LOST = "worker_lost"  # the job's worker died (e.g. killed) on every allowed attempt
     CANCELLED = "cancelled"
     INTERNAL = "internal_error"
 

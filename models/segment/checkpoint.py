@@ -1,0 +1,134 @@
+"""Segmenter checkpoints: save, verify and load (nothing is ever downloaded).
+
+A checkpoint is a pair of files, like the shape prior's (``models/prior/checkpoint.py``):
+
+* ``<name>.pt`` — ``torch.save`` of ``{"format", "config", "train_config", "state_dict"}``
+  (tensors and plain data only: loads with ``torch.load(weights_only=True)``);
+* ``<name>.json`` — the sidecar: format, sha256 of the ``.pt``, config, training config,
+  validation metrics, cohort generator version, curves summary, creation date, code version.
+
+:func:`load_checkpoint` refuses a file whose checksum or config disagrees with its sidecar
+(:class:`ModelError`, ``CHECKPOINT_INVALID``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+
+from models import __version__ as CODE_VERSION
+from models.errors import ErrorCode, ModelError
+from models.segment.network import SegmenterConfig, UNet
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT: Final = "echo4d-segmenter/1"
+DEFAULT_CHECKPOINT: Final[Path] = Path(__file__).resolve().parents[1] / "checkpoints" / "segmenter.pt"
+MAX_CURVE_POINTS: Final = 100
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _thin(values: Sequence[float]) -> list[float]:
+    vals = [round(float(v), 5) for v in values]
+    if len(vals) <= MAX_CURVE_POINTS:
+        return vals
+    idx = sorted({round(i * (len(vals) - 1) / (MAX_CURVE_POINTS - 1)) for i in range(MAX_CURVE_POINTS)})
+    return [vals[i] for i in idx]
+
+
+def save_checkpoint(model: UNet, path: str | Path, *, train_config: Mapping[str, Any], metrics: Mapping[str, Any],
+                    curves: Mapping[str, Sequence[float]], cohort_version: str) -> Path:
+    """Write ``<name>.pt`` and its sidecar atomically; returns the ``.pt`` path."""
+    pt = Path(path)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.to_dict(),
+        "train_config": dict(train_config),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    tmp = pt.with_name(pt.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, pt)
+    sidecar = {
+        "format": CHECKPOINT_FORMAT,
+        "file": pt.name,
+        "sha256": file_sha256(pt),
+        "size_bytes": pt.stat().st_size,
+        "config": model.config.to_dict(),
+        "train_config": dict(train_config),
+        "metrics": dict(metrics),
+        "cohort_version": cohort_version,
+        "curves": {k: _thin(v) for k, v in curves.items()},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": CODE_VERSION,
+    }
+    tmp_json = pt.with_name(pt.stem + ".json.tmp")
+    tmp_json.write_text(json.dumps(sidecar, indent=2) + "\n")
+    os.replace(tmp_json, sidecar_path(pt))
+    return pt
+
+
+def _invalid(detail: str) -> ModelError:
+    return ModelError(detail, code=ErrorCode.CHECKPOINT_INVALID, field="segmenter")
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The parsed sidecar of checkpoint ``path`` (no checksum verification)."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise _invalid(f"segmenter sidecar {side.name} is missing")
+    try:
+        doc = json.loads(side.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _invalid(f"segmenter sidecar {side.name} is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise _invalid(f"segmenter sidecar {side.name} is not an {CHECKPOINT_FORMAT} sidecar")
+    return doc
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict[str, Any]]:
+    """(model in eval mode, sidecar) after verifying the sha256 and config against the sidecar."""
+    pt = Path(path)
+    if not pt.is_file():
+        raise _invalid(f"segmenter checkpoint {pt.name} not found (expected at {pt})")
+    doc = read_sidecar(pt)
+    digest = file_sha256(pt)
+    if digest != doc.get("sha256"):
+        raise _invalid(f"segmenter checkpoint {pt.name} is corrupt: sha256 {digest[:12]}… does not match the "
+                       f"sidecar's {str(doc.get('sha256'))[:12]}…")
+    try:
+        payload = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _invalid(f"segmenter checkpoint {pt.name} cannot be read: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise _invalid(f"segmenter checkpoint {pt.name} is not an {CHECKPOINT_FORMAT} file")
+    if payload.get("config") != doc.get("config"):
+        raise _invalid(f"segmenter checkpoint {pt.name}: config differs from its sidecar")
+    try:
+        model = UNet(SegmenterConfig.from_dict(payload["config"]))
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (TypeError, KeyError, RuntimeError, ValueError) as exc:
+        raise _invalid(f"segmenter checkpoint {pt.name} does not match the code's architecture: "
+                       f"{str(exc).splitlines()[0][:200]}") from None
+    logger.info("loaded segmenter %s (sha256 %s…)", pt.name, digest[:12])
+    return model.to(device).eval(), doc
