@@ -1,0 +1,88 @@
+"""``POST /v1/dicomweb/studies[/{study}]``: DICOMweb STOW-RS, one reconstruction job per StudyInstanceUID."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import PrincipalDep, ServicesDep
+from service.auth import Principal
+from service.context import Services
+from service.schemas import Problem
+from service.stow import (
+    Instance,
+    check_content_type,
+    close_parts,
+    group_by_study,
+    receive_parts,
+    stow_response,
+    study_idempotency_key,
+)
+from service.submission import InputPart, NewSubmission, submit
+from service.validation import check_idempotency_key, check_profile
+
+router = APIRouter(prefix="/v1/dicomweb", tags=["dicomweb"])
+DICOM_JSON = "application/dicom+json"
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "All instances stored; one job per study (RetrieveURL = the job)",
+          "content": {DICOM_JSON: {}}},
+    202: {"description": "Some instances failed (FailedSOPSequence)", "content": {DICOM_JSON: {}}},
+    409: {"description": "No instance could be stored", "content": {DICOM_JSON: {}}},
+    415: {"model": Problem, "description": "Not multipart/related; type=application/dicom"},
+}
+
+
+def _submit_studies(services: Services, principal: Principal, grouped_studies: dict[str, list[Instance]],
+                    profile: str, client_key: str | None) -> list[tuple[Instance, str]]:
+    stored: list[tuple[Instance, str]] = []
+    pepper = services.settings.api_key_pepper.get_secret_value()
+    for instances in grouped_studies.values():
+        parts = [InputPart(f"files/{i:04d}.dcm", inst.part.file, inst.part.size, "application/dicom")
+                 for i, inst in enumerate(instances)]
+        key = study_idempotency_key(pepper, instances, client_key)
+        names = [f"{i:04d}.dcm" for i in range(len(parts))]
+        job, _ = submit(services, principal.tenant_id,
+                        NewSubmission("dicom", parts, profile, None, key, {"names.json": names}))
+        stored.extend((inst, f"/v1/jobs/{job.id}") for inst in instances)
+    return stored
+
+
+async def _stow(request: Request, services: Services, principal: Principal, study: str | None,
+                profile: str | None, idempotency_key: str | None) -> JSONResponse:
+    boundary = check_content_type(request.headers.get("content-type"))
+    chosen_profile = check_profile(profile, services.settings)
+    client_key = check_idempotency_key(idempotency_key)
+    parts = await receive_parts(request.stream(), boundary, services.settings.max_upload_files)
+    try:
+        grouped = await run_in_threadpool(group_by_study, parts, study)
+        stored = await run_in_threadpool(_submit_studies, services, principal, grouped.studies, chosen_profile,
+                                         client_key)
+    finally:
+        close_parts(parts)
+    urls = sorted({url for _, url in stored})
+    body = stow_response(stored, grouped.failed, urls[0] if len(urls) == 1 else None)
+    status = 200 if not grouped.failed else (202 if stored else 409)
+    headers = {"Location": urls[0]} if len(urls) == 1 else {}
+    return JSONResponse(body, status_code=status, media_type=DICOM_JSON, headers=headers)
+
+
+Profile = Annotated[str | None, Query(description="Reconstruction profile: default, paper or smoke.")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.post("/studies", responses=_RESPONSES, summary="STOW-RS: store instances of one or more studies",
+             response_class=JSONResponse)
+async def stow_studies(request: Request, services: ServicesDep, principal: PrincipalDep, profile: Profile = None,
+                       idempotency_key: IdemKey = None) -> JSONResponse:
+    return await _stow(request, services, principal, None, profile, idempotency_key)
+
+
+@router.post("/studies/{study}", responses=_RESPONSES,
+             summary="STOW-RS: store instances of the study named in the URL", response_class=JSONResponse)
+async def stow_study(request: Request, services: ServicesDep, principal: PrincipalDep,
+                     study: Annotated[str, Path(max_length=64, pattern=r"^[0-9.]+$")], profile: Profile = None,
+                     idempotency_key: IdemKey = None) -> JSONResponse:
+    return await _stow(request, services, principal, study, profile, idempotency_key)

@@ -1,0 +1,70 @@
+"""``/v1/jobs``: read one job, list a tenant's jobs (filters + cursor pagination), cancel a job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from service.api.deps import JobsDep, PrincipalDep
+from service.db.models import JobStatus
+from service.errors import Conflict, NotFound
+from service.schemas import JobOut, JobPage, JobStatusName, Problem, job_out
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+JobId = Annotated[str, Path(max_length=64, description="Job id returned by POST /v1/studies.")]
+_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "content": {"application/problem+json": {}},
+          "description": "No such job for this tenant (other tenants' jobs are 404 too)"},
+    401: {"model": Problem, "content": {"application/problem+json": {}}, "description": "Missing or invalid key"},
+}
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=_NOT_FOUND,
+            summary="Status, stage, progress, error and artifact links of one job")
+def get_job(job_id: JobId, principal: PrincipalDep, jobs: JobsDep) -> JobOut:
+    job = jobs.get(job_id, principal.tenant_id)
+    if job is None:
+        raise NotFound("no such job", field="job_id")
+    return job_out(job)
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first, with filters and a cursor")
+def list_jobs(
+    principal: PrincipalDep,
+    jobs: JobsDep,
+    status: Annotated[list[JobStatusName] | None, Query(description="Repeat to match several statuses.")] = None,
+    created_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive.")] = None,
+    created_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    page = jobs.page(principal.tenant_id, statuses=status or (), created_after=_aware(created_after),
+                     created_before=_aware(created_before), cursor=cursor, limit=limit)
+    return JobPage(items=[job_out(j) for j in page.items], next_cursor=page.next_cursor)
+
+
+@router.delete(
+    "/{job_id}", response_model=JobOut, responses={
+        **_NOT_FOUND,
+        202: {"model": JobOut, "description": "Running: it stops at the next stage boundary"},
+        409: {"model": Problem, "content": {"application/problem+json": {}}, "description": "Already finished"}},
+    summary="Cancel a job (queued: never runs; running: stops at the next stage boundary)",
+)
+def cancel_job(job_id: JobId, principal: PrincipalDep, jobs: JobsDep, response: Response) -> JobOut:
+    job = jobs.cancel(job_id, principal.tenant_id)
+    if job is None:
+        raise NotFound("no such job", field="job_id")
+    status = JobStatus(job.status)
+    if status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        raise Conflict(f"the job already {status.value}; nothing to cancel", field="job_id")
+    if status is JobStatus.RUNNING:
+        response.status_code = 202
+    return job_out(job)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

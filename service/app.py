@@ -1,0 +1,98 @@
+"""``create_app(settings)``: the FastAPI application factory.
+
+Start-up (lifespan) builds every client once (database + migrations, object store, queue,
+metrics, auth), stores them on ``app.state.services`` for ``Depends``, and in embedded mode
+starts the in-process worker thread; the reconciler thread runs in every API replica.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from models import __version__
+from service.api import artifacts, dicomweb, health, jobs, studies
+from service.config import Settings
+from service.context import Services, build_services
+from service.errors import install_problem_handler
+from service.logging import configure_logging
+from service.metrics import HttpMetricsMiddleware, Metrics, StateCollector
+from service.middleware import BodyLimitMiddleware, RequestLogMiddleware
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """Echo4D turns 2D apical echo (A4C/A2C/A3C LV masks or cines) into a beating 3D LV mesh.
+
+Submit a study (`POST /v1/studies` or DICOMweb STOW-RS), poll `GET /v1/jobs/{id}`, then download
+`mesh.glb`, `report.json` and the other artifacts. Authenticate with `Authorization: Bearer <API key>`.
+Errors are RFC 9457 `application/problem+json` with a stable `code`."""
+
+
+def _start_background(app: FastAPI, services: Services) -> list[Any]:
+    """Embedded worker (no broker) and reconciler threads; returns them for shutdown."""
+    from service.queue import LocalQueue
+    from service.webhooks import WebhookSender
+    from worker.reconciler import Reconciler, ReconcilerThread
+
+    settings = services.settings
+    threads: list[Any] = []
+    webhooks = WebhookSender(settings, services.jobs, services.metrics)
+    reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
+    if settings.embedded and settings.embedded_worker and isinstance(services.queue, LocalQueue):
+        reconciler.recover_orphans()  # jobs this process was running when it stopped
+        from worker.embedded import EmbeddedWorker
+        from worker.model_cache import ModelCache
+        from worker.runner import WorkerContext
+
+        ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
+                            models=ModelCache(settings.device, settings.prior_checkpoint), webhooks=webhooks,
+                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded")
+        app.state.worker_context = ctx
+        threads.append(EmbeddedWorker(ctx, services.queue.wakeup))
+    if settings.reconcile_interval_s > 0:
+        threads.append(ReconcilerThread(reconciler, settings.reconcile_interval_s))
+    for t in threads:
+        t.start()
+    return threads
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the API. ``services`` may be passed (tests); otherwise they are built at start-up."""
+    settings = settings or (services.settings if services is not None else Settings())
+    configure_logging(settings)
+    metrics = services.metrics if services is not None else Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or build_services(settings, metrics=metrics)
+        collector = StateCollector(svc.jobs.counts_by_status, svc.queue.depth, svc.queue.name)
+        metrics.registry.register(collector)
+        app.state.services = svc
+        threads = _start_background(app, svc)
+        log.info("api_started", version=__version__, embedded=settings.embedded, store=svc.store.kind)
+        try:
+            yield
+        finally:
+            for t in threads:
+                t.stop()
+            metrics.registry.unregister(collector)
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="Echo4D API", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        form_limits={"max_files": settings.max_upload_files + 1, "max_fields": 32, "max_part_size": 128 * 1024},
+    )
+    install_problem_handler(app)
+    for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestLogMiddleware)
+    return app

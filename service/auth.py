@@ -1,0 +1,79 @@
+"""API keys: generation, keyed hashing, constant-time verification, and the request principal.
+
+A key looks like ``e4d_<key_id>_<secret>``: ``key_id`` (10 random chars) finds the row, the
+whole key is checked against ``HMAC-SHA256(pepper, key)`` with :func:`hmac.compare_digest`.
+Keys carry ~190 bits of randomness, so a fast keyed hash is enough (no password KDF needed).
+Only the hash is stored; the plain key is shown once when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+
+from service.db.tenants import TenantRepository
+from service.errors import Unauthorized
+
+_ALPHABET = string.ascii_letters + string.digits
+KEY_PREFIX = "e4d_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant every job read or write is scoped to."""
+
+    tenant_id: str
+    key_id: str
+
+
+def hash_key(key: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def generate_key() -> tuple[str, str]:
+    """A new (key_id, full key)."""
+    key_id = "".join(secrets.choice(_ALPHABET) for _ in range(10))
+    return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_key_id(key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    parts = key[len(KEY_PREFIX):].split("_", 1)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0]
+
+
+def create_key(tenants: TenantRepository, tenant_name: str, pepper: str, label: str | None = None) -> tuple[str, str]:
+    """Create (or reuse) tenant ``tenant_name`` and a new key for it; returns (key_id, plain key)."""
+    tenant = tenants.get_or_create(tenant_name)
+    key_id, key = generate_key()
+    tenants.add_key(tenant.id, key_id, hash_key(key, pepper), label)
+    return key_id, key
+
+
+_DUMMY_HASH = "0" * 64
+
+
+class Authenticator:
+    """Resolves a presented key to a :class:`Principal` or raises :class:`Unauthorized` (401)."""
+
+    def __init__(self, tenants: TenantRepository, pepper: str) -> None:
+        self._tenants = tenants
+        self._pepper = pepper
+
+    def authenticate(self, presented: str | None) -> Principal:
+        if not presented:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
+        key_id = parse_key_id(presented)
+        row = self._tenants.get_key(key_id) if key_id else None
+        computed = hash_key(presented, self._pepper)
+        stored = row.key_hash if row is not None else _DUMMY_HASH
+        valid = hmac.compare_digest(computed, stored)  # constant time, also when the row is missing
+        if row is None or not valid or row.revoked_at is not None:
+            raise Unauthorized("invalid or revoked API key")
+        return Principal(tenant_id=row.tenant_id, key_id=row.key_id)

@@ -1,0 +1,1 @@
+"""The job table and friends: SQLAlchemy 2 models, engine/session factory, Alembic migrations, repository."""

@@ -1,0 +1,124 @@
+"""Public API shapes (pydantic), with OpenAPI examples. Internal rows never leave without passing here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.db.models import Job, JobStatus
+
+ARTIFACTS: dict[str, tuple[str, str]] = {
+    # public name: (object name under outputs/{job_id}/, content type)
+    "report.json": ("report.json", "application/json"),
+    "mesh.glb": ("mesh.glb", "model/gltf-binary"),
+    "meshes": ("meshes.zip", "application/zip"),
+    "ed.ply": ("ed.ply", "model/x-ply"),
+    "es.ply": ("es.ply", "model/x-ply"),
+    "preview.png": ("preview.png", "image/png"),
+}
+DOWNLOAD_NAMES = {"meshes": "meshes.zip"}
+
+# failure codes that are not the client's fault (the job's problem object says 500 for them)
+_SERVER_SIDE_CODES = frozenset({
+    "checkpoint_invalid", "reconstruction_failed", "internal_error", "time_limit_exceeded", "out_of_memory",
+    "store_unavailable", "database_unavailable", "broker_unavailable", "worker_lost",
+})
+JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with Echo4D's stable ``code``."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "type": "urn:echo4d:problem:bad_spacing", "title": "Unprocessable Content", "status": 422,
+        "detail": "views.A4C.pixel_spacing_mm must be a positive finite number, got nan",
+        "code": "bad_spacing", "field": "views.A4C.pixel_spacing_mm"}]})
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    instance: str | None = None
+
+
+class ArtifactLink(BaseModel):
+    href: str
+    content_type: str
+    size: int | None = None
+    etag: str | None = None
+
+
+class JobOut(BaseModel):
+    """A reconstruction job as clients see it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "3f2c6a1e-5d7b-4f0a-9a59-0c1d2e3f4a5b", "status": "succeeded", "stage": "done", "progress": 100.0,
+        "profile": "default", "input_kind": "bundle", "attempts": 1, "max_attempts": 3,
+        "created_at": "2025-05-01T10:00:00Z", "started_at": "2025-05-01T10:00:02Z",
+        "finished_at": "2025-05-01T10:01:30Z", "updated_at": "2025-05-01T10:01:30Z", "error": None,
+        "summary": {"edv_ml": 121.4, "esv_ml": 52.9, "ef_percent": 56.4},
+        "artifacts": {"mesh.glb": {"href": "/v1/jobs/3f2c6a1e-5d7b-4f0a-9a59-0c1d2e3f4a5b/artifacts/mesh.glb",
+                                   "content_type": "model/gltf-binary", "size": 482113, "etag": "9b2f..."}},
+        "links": {"self": "/v1/jobs/3f2c6a1e-5d7b-4f0a-9a59-0c1d2e3f4a5b"}}]})
+
+    id: str
+    status: JobStatusName
+    stage: str | None
+    progress: float = Field(ge=0, le=100)
+    profile: str
+    input_kind: str
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool = False
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: Problem | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+    stage_timings_s: dict[str, float] = Field(default_factory=dict)
+    artifacts: dict[str, ArtifactLink] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict)
+    webhook: str | None = Field(None, description="Delivery state of the completion webhook, if one was asked for.")
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= to get the next (older) page.")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+def job_out(job: Job) -> JobOut:
+    base = f"/v1/jobs/{job.id}"
+    status = JobStatus(job.status)
+    error = None
+    if job.error_code and status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        error = Problem(type=f"urn:echo4d:problem:{job.error_code}", title="Job failed" if status is
+                        JobStatus.FAILED else "Job cancelled", status=422 if status is JobStatus.FAILED else 409,
+                        detail=job.error_detail or "", code=job.error_code, field=job.error_field)
+        if job.error_code in _SERVER_SIDE_CODES:
+            error.status = 500
+    artifacts: dict[str, ArtifactLink] = {}
+    if status is JobStatus.SUCCEEDED:
+        for name, meta in sorted(job.artifacts.items()):
+            artifacts[name] = ArtifactLink(href=f"{base}/artifacts/{name}", content_type=str(meta["content_type"]),
+                                           size=meta.get("size"), etag=meta.get("etag"))
+    links = {"self": base}
+    if not status.terminal:
+        links["cancel"] = base
+    return JobOut(
+        id=job.id, status=status.value, stage=job.stage, progress=job.progress, profile=job.profile,
+        input_kind=job.input_kind, attempts=job.attempts, max_attempts=job.max_attempts,
+        cancel_requested=job.cancel_requested, created_at=job.created_at, updated_at=job.updated_at,
+        started_at=job.started_at, finished_at=job.finished_at, error=error, summary=dict(job.summary or {}),
+        stage_timings_s={k: float(v) for k, v in (job.stage_timings or {}).items()}, artifacts=artifacts,
+        links=links, webhook=job.webhook_state,
+    )

@@ -1,0 +1,135 @@
+"""LocalStore: the object store as a folder (embedded mode). Atomic writes, ETag = sha256 prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from models.errors import ErrorCode, TransientError
+from service.storage.base import CHUNK_BYTES, ObjectInfo, check_key
+
+_META = ".meta"
+
+
+class LocalStore:
+    """Objects under ``root/<key>``; content type and ETag in ``root/.meta/<key>.json``."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / _META / (check_key(key) + ".json")
+
+    def ensure_ready(self) -> None:
+        with _store_errors():
+            (self.root / _META).mkdir(parents=True, exist_ok=True)
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise TransientError("the local object store folder is missing or read-only",
+                                 code=ErrorCode.STORE_UNAVAILABLE)
+
+    def put_stream(self, key: str, stream: BinaryIO, *, length: int | None = None,
+                   content_type: str = "application/octet-stream") -> ObjectInfo:
+        dest = self._path(key)
+        digest = hashlib.sha256()
+        size = 0
+        with _store_errors():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := stream.read(CHUNK_BYTES):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                etag = digest.hexdigest()[:32]
+                meta = self._meta_path(key)
+                meta.parent.mkdir(parents=True, exist_ok=True)
+                meta.write_text(json.dumps({"etag": etag, "content_type": content_type, "size": size}))
+                os.replace(tmp_name, dest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+                raise
+        return ObjectInfo(key, size, etag, content_type, datetime.now(UTC))
+
+    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> ObjectInfo:
+        with _store_errors(), open(path, "rb") as f:
+            return self.put_stream(key, f, length=path.stat().st_size, content_type=content_type)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+            meta = json.loads(self._meta_path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TransientError("the local object store cannot be read", code=ErrorCode.STORE_UNAVAILABLE) from exc
+        return ObjectInfo(key, st.st_size, str(meta["etag"]), str(meta["content_type"]),
+                          datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def iter_bytes(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self._path(key)
+        with _store_errors(), open(path, "rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = f.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def download(self, key: str, dest: Path) -> None:
+        with _store_errors():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._path(key), dest)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix.rstrip("/")
+        if not base.is_dir():
+            return [prefix] if base.is_file() else []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith(".upload-"))
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                self._path(key).unlink()
+                self._meta_path(key).unlink()
+        return len(keys)
+
+    def presigned_url(self, key: str, ttl_s: int, download_name: str | None = None) -> str | None:
+        return None
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        detail = "the object store is full" if full else "the local object store failed"
+        raise TransientError(detail, code=ErrorCode.STORE_UNAVAILABLE) from exc

@@ -1,0 +1,119 @@
+"""Completion webhooks: HMAC-signed POSTs, delivered from the job table (an outbox) with retries.
+
+When a job ends with a ``callback_url``, its row gets ``webhook_state = 'pending'``. The worker
+tries once right away; the reconciler retries due deliveries with exponential backoff until
+``webhook_max_attempts``. Receivers verify::
+
+    Echo4D-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
+
+and de-duplicate on ``Echo4D-Event-Id`` (deliveries are at least once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from service.config import Settings
+from service.db.jobs import JobRepository
+from service.db.models import Job, utcnow
+from service.metrics import Metrics
+from service.schemas import job_out
+from service.validation import is_private_host
+
+log = structlog.get_logger(__name__)
+SIGNATURE_HEADER = "Echo4D-Signature"
+EVENT_ID_HEADER = "Echo4D-Event-Id"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={sign(secret, t, body)}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, tolerance_s: int = 300,
+                     now: float | None = None) -> bool:
+    """Receiver-side check (also used by the tests): right HMAC and a recent timestamp."""
+    try:
+        fields = dict(item.split("=", 1) for item in header.split(","))
+        t = int(fields["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, t, body), fields.get("v1", ""))
+
+
+def _resolves_private(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return any(is_private_host(str(info[4][0])) for info in infos)
+
+
+class WebhookSender:
+    def __init__(self, settings: Settings, jobs: JobRepository, metrics: Metrics,
+                 client: httpx.Client | None = None) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._metrics = metrics
+        self._client = client or httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def deliver_for(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.webhook_state == "pending":
+            self.deliver(job)
+
+    def deliver_due(self, now: datetime | None = None) -> int:
+        due = self._jobs.webhooks_due(now or utcnow())
+        for job in due:
+            self.deliver(job)
+        return len(due)
+
+    def deliver(self, job: Job) -> bool:
+        """One try; records the result (with the next retry time) in the job row."""
+        secret = self._settings.webhook_secret
+        url = job.callback_url
+        if secret is None or not url:
+            self._jobs.webhook_result(job, delivered=False, next_at=None)
+            return False
+        body = json.dumps({"type": "job.finished", "job": job_out(job).model_dump(mode="json")},
+                          sort_keys=True, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "echo4d-webhook/1",
+                   SIGNATURE_HEADER: signature_header(secret.get_secret_value(), body),
+                   EVENT_ID_HEADER: f"{job.id}.{job.status}"}
+        ok = False
+        host = urlsplit(url).hostname or ""
+        if not self._settings.webhook_allow_private and _resolves_private(host):
+            outcome = "blocked"
+        else:
+            try:
+                resp = self._client.post(url, content=body, headers=headers)
+                ok = 200 <= resp.status_code < 300
+                outcome = "delivered" if ok else f"http_{resp.status_code // 100}xx"
+            except httpx.HTTPError:
+                outcome = "unreachable"
+        attempt = job.webhook_attempts + 1
+        next_at = None
+        if not ok and attempt < self._settings.webhook_max_attempts and outcome != "blocked":
+            next_at = utcnow() + timedelta(seconds=min(3600.0, 5.0 * 2 ** (attempt - 1)))
+        self._jobs.webhook_result(job, delivered=ok, next_at=next_at)
+        self._metrics.webhook_deliveries.labels(outcome).inc()
+        log.info("webhook_attempt", job_id=job.id, outcome=outcome, attempt=attempt)
+        return ok

@@ -1,0 +1,155 @@
+"""Shared fixtures: real PostgreSQL/Redis/RabbitMQ on 127.0.0.1, a moto S3 server, small numpy study bundles.
+
+Each test session gets its own PostgreSQL database (``echo4d_test_<pid>_<rand>``, dropped at the
+end), its own Redis queue names on DB 15 and its own buckets, so parallel runs do not collide.
+A service that is not running makes the tests needing it skip with an explicit reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_testkit import ApiHarness, embedded_settings, free_port, study_zip_bytes
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def _port_open(port: int) -> bool:
+    with closing(socket.socket()) as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def session_tag() -> str:
+    import os
+
+    return f"{os.getpid()}_{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def pg_url(session_tag: str) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh PostgreSQL database for this session (dropped afterwards)."""
+    if not _port_open(5432):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"echo4d_test_{session_tag}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _port_open(6379):
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    return REDIS_URL
+
+
+@pytest.fixture()
+def queue_name(session_tag: str, redis_url: str) -> Iterator[str]:
+    """A queue name used by this test only; its Redis keys are deleted afterwards."""
+    import redis
+
+    name = f"gpu_test_{session_tag}_{secrets.token_hex(2)}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{name}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    if not _port_open(5672):
+        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """host:port of a local S3-compatible server (moto); the production target is MinIO."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def bucket() -> str:
+    return f"echo4d-test-{secrets.token_hex(4)}"
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture()
+def make_study_zip() -> Callable[..., bytes]:
+    return study_zip_bytes
+
+
+@pytest.fixture()
+def tmp_data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "var"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture()
+def api_factory() -> Iterator[Callable[..., ApiHarness]]:
+    """Build any number of API harnesses from Settings; all are shut down at the end of the test."""
+    from contextlib import ExitStack
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.auth import create_key
+    from service.context import build_services
+
+    stack = ExitStack()
+
+    def make(settings: Any) -> ApiHarness:
+        services = build_services(settings)
+        stack.callback(services.close)
+        _, key = create_key(services.tenants, "t1", settings.api_key_pepper.get_secret_value())
+        client = stack.enter_context(TestClient(create_app(settings, services=services),
+                                                raise_server_exceptions=False))
+        return ApiHarness(client, services, key)
+
+    with stack:
+        yield make
+
+
+@pytest.fixture()
+def api(api_factory: Callable[..., ApiHarness], tmp_data_dir: Path) -> ApiHarness:
+    """The embedded API (SQLite + folder store), no worker thread: jobs stay queued."""
+    return api_factory(embedded_settings(tmp_data_dir))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite in tmp, or this session's PostgreSQL database (tables emptied)."""
+    from sqlalchemy import text
+
+    from service.db.engine import make_engine, run_migrations
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    run_migrations(engine)
+    if request.param == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE jobs, api_keys, tenants CASCADE"))
+    engine.dispose()
+    return url

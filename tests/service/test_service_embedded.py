@@ -1,0 +1,133 @@
+"""`echo4d serve` with no configuration, as a user runs it: key printed once, API + in-process worker on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from service_testkit import broken_study_zip_bytes, free_port, reconstruction_ready, study_zip_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Served:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ECHO4D_")}
+        env.update({"OMP_NUM_THREADS": "1", "ECHO4D_HEARTBEAT_INTERVAL_S": "1", "ECHO4D_HEARTBEAT_STALE_S": "10"})
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "echo4d"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.url = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        assert self.proc.stdout is not None
+        while not any(line.startswith("Echo4D API on") for line in self.lines):
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"echo4d serve exited: {self.lines}")
+            self.lines.append(line.strip())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("the API never became healthy")
+
+    @property
+    def key(self) -> str | None:
+        return next((line.split(": ", 1)[1] for line in self.lines if line.startswith("API key: ")), None)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture()
+def needs_reconstruction() -> None:
+    reason = reconstruction_ready()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
+    data_dir = tmp_path / "var"
+    s = Served(data_dir, free_port())
+    yield s, data_dir
+    s.stop()
+
+
+def _wait(url: str, headers: dict[str, str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(url, headers=headers).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job not finished in {timeout} s: {job}")
+
+
+@pytest.mark.slow
+def test_first_start_prints_a_key_and_the_worker_runs_jobs(served: tuple[Served, Path]):
+    s, data_dir = served
+    assert s.key and s.key.startswith("e4d_")
+    assert "http://127.0.0.1:" in s.lines[-1]
+    headers = {"Authorization": f"Bearer {s.key}"}
+    assert httpx.get(s.url + "/readyz").json()["checks"] == {"database": "ok", "broker": "ok", "store": "ok"}
+    r = httpx.post(s.url + "/v1/studies", headers=headers,
+                   files={"file": ("s.zip", broken_study_zip_bytes(), "application/zip")})
+    assert r.status_code == 202
+    job = _wait(s.url + r.headers["location"], headers, 60)
+    assert job["status"] == "failed" and job["error"]["code"] == "empty_mask"
+    assert (data_dir / "echo4d.sqlite3").is_file()
+    assert s.key not in (data_dir / "echo4d.sqlite3").read_bytes().decode("latin-1")  # only the hash is stored
+    assert httpx.get(s.url + "/v1/jobs").status_code == 401
+
+
+@pytest.mark.slow
+def test_restart_keeps_state_and_prints_no_new_key(tmp_path: Path):
+    data_dir = tmp_path / "var"
+    first = Served(data_dir, free_port())
+    key = first.key
+    headers = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(first.url + "/v1/studies", headers=headers,
+                   files={"file": ("s.zip", broken_study_zip_bytes(), "application/zip")})
+    before = _wait(first.url + r.headers["location"], headers, 60)
+    first.stop()
+    second = Served(data_dir, free_port())
+    try:
+        assert second.key is None
+        after = httpx.get(second.url + r.headers["location"], headers=headers).json()
+        assert after == before
+    finally:
+        second.stop()
+
+
+@pytest.mark.slow
+def test_embedded_study_to_mesh(needs_reconstruction: None, served: tuple[Served, Path]):
+    s, _ = served
+    headers = {"Authorization": f"Bearer {s.key}"}
+    r = httpx.post(s.url + "/v1/studies", headers=headers, data={"profile": "smoke"},
+                   files={"file": ("s.zip", study_zip_bytes(views=("A4C", "A2C"), n_frames=8), "application/zip")})
+    job = _wait(s.url + r.headers["location"], headers, 240)
+    assert job["status"] == "succeeded", job
+    glb = httpx.get(s.url + job["artifacts"]["mesh.glb"]["href"], headers=headers)
+    assert glb.status_code == 200 and glb.headers["content-type"] == "model/gltf-binary"
+    assert glb.content[:4] == b"glTF"
+    report = json.loads(httpx.get(s.url + job["artifacts"]["report.json"]["href"], headers=headers).content)
+    from models.export.report import validate_report
+
+    validate_report(report)

@@ -1,0 +1,121 @@
+"""DICOMweb STOW-RS: multipart/related parsing, one job per study, DICOM JSON response, no UIDs in keys or logs."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+import pytest
+from service_testkit import ApiHarness
+
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+
+
+def dicom_bytes(study_uid: str, sop_uid: str, patient: str = "DOE^JANE") -> bytes:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = US_MULTIFRAME
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID = US_MULTIFRAME, sop_uid, study_uid
+    ds.SeriesInstanceUID = "1.2.3." + str(uuid.uuid4().int)[:20]
+    ds.PatientName, ds.PatientID, ds.Modality = patient, "MRN-123456", "US"
+    frames = np.zeros((2, 16, 16), dtype=np.uint8)
+    ds.NumberOfFrames, ds.Rows, ds.Columns = 2, 16, 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = frames.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def related_body(parts: list[tuple[str, bytes]], boundary: str = "b0undary") -> bytes:
+    out = io.BytesIO()
+    for ctype, raw in parts:
+        out.write(f"--{boundary}\r\nContent-Type: {ctype}\r\n\r\n".encode())
+        out.write(raw + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue()
+
+
+CTYPE = 'multipart/related; type="application/dicom"; boundary=b0undary'
+
+
+def _uid() -> str:
+    return "2.25." + str(uuid.uuid4().int)
+
+
+def test_two_studies_become_two_jobs(api: ApiHarness, capfd: pytest.CaptureFixture[str]):
+    s1, s2 = _uid(), _uid()
+    sops = [_uid() for _ in range(3)]
+    body = related_body([("application/dicom", dicom_bytes(study, sop)) for study, sop in zip((s1, s1, s2), sops,
+                                                                                             strict=True)])
+    r = api.client.post("/v1/dicomweb/studies", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/dicom+json"
+    refs = r.json()["00081199"]["Value"]
+    assert sorted(i["00081155"]["Value"][0] for i in refs) == sorted(sops)
+    urls = {i["00081190"]["Value"][0] for i in refs}
+    assert len(urls) == 2 and "00081190" not in r.json()  # no single RetrieveURL for two studies
+    for url in urls:
+        job = api.client.get(url, headers=api.auth()).json()
+        assert job["status"] == "queued" and job["input_kind"] == "dicom"
+    keys = api.services.store.list_keys("inputs/")
+    assert len(keys) == 2 * 1 + 3  # names.json per job + one object per instance
+    out = capfd.readouterr()
+    for secret in (s1, s2, *sops, "DOE^JANE", "MRN-123456"):
+        assert all(secret not in k for k in keys)
+        assert secret not in out.err and secret not in out.out
+
+
+def test_resending_the_same_instances_returns_the_same_job(api: ApiHarness):
+    s = _uid()
+    body = related_body([("application/dicom", dicom_bytes(s, _uid()))])
+    first = api.client.post("/v1/dicomweb/studies", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    again = api.client.post("/v1/dicomweb/studies", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    assert first.status_code == again.status_code == 200
+    assert first.headers["location"] == again.headers["location"]
+    assert first.json()["00081190"] == again.json()["00081190"]
+
+
+def test_partial_failure_is_202_with_failed_sop_sequence(api: ApiHarness):
+    body = related_body([("application/dicom", dicom_bytes(_uid(), _uid())), ("application/dicom", b"not dicom"),
+                         ("text/plain", b"hello")])
+    r = api.client.post("/v1/dicomweb/studies", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    assert r.status_code == 202
+    failed = r.json()["00081198"]["Value"]
+    assert [f["00081197"]["Value"][0] for f in failed] == [0xC000, 0xC000]
+
+
+def test_all_failed_is_409_and_study_mismatch_is_reported(api: ApiHarness):
+    target, other = _uid(), _uid()
+    body = related_body([("application/dicom", dicom_bytes(other, _uid()))])
+    r = api.client.post(f"/v1/dicomweb/studies/{target}", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    assert r.status_code == 409
+    assert r.json()["00081198"]["Value"][0]["00081197"]["Value"][0] == 0xA900
+    assert api.client.get("/v1/jobs", headers=api.auth()).json()["items"] == []
+
+
+@pytest.mark.parametrize("ctype", ["application/dicom", "multipart/related; boundary=x; type=\"image/png\"",
+                                   "multipart/form-data; boundary=x"])
+def test_wrong_media_type_is_415(api: ApiHarness, ctype: str):
+    r = api.client.post("/v1/dicomweb/studies", content=b"--x--", headers={**api.auth(), "Content-Type": ctype})
+    assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_truncated_body_is_a_problem(api: ApiHarness):
+    body = related_body([("application/dicom", dicom_bytes(_uid(), _uid()))])[:-40]
+    r = api.client.post("/v1/dicomweb/studies", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+    assert r.status_code in (409, 422)
+    assert r.status_code != 500
+
+
+def test_stow_needs_auth(api: ApiHarness):
+    r = api.client.post("/v1/dicomweb/studies", content=b"", headers={"Content-Type": CTYPE})
+    assert r.status_code == 401

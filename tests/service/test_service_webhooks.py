@@ -1,0 +1,112 @@
+"""Completion webhooks: HMAC signature, delivery from the outbox, retries with backoff, SSRF guard."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from service_testkit import embedded_settings
+
+from service.db.models import JobStatus, utcnow
+from service.webhooks import SIGNATURE_HEADER, signature_header, verify_signature
+
+SECRET = "whsec-test"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append(({k: v for k, v in self.headers.items()}, body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def test_signature_roundtrip_and_tamper():
+    body = b'{"a":1}'
+    header = signature_header(SECRET, body)
+    assert verify_signature(SECRET, header, body)
+    assert not verify_signature(SECRET, header, body + b" ")
+    assert not verify_signature("other", header, body)
+    old = signature_header(SECRET, body, timestamp=int(time.time()) - 3600)
+    assert not verify_signature(SECRET, old, body)
+
+
+def _finish(api, job_id: str, status: JobStatus = JobStatus.SUCCEEDED) -> None:
+    now = utcnow()
+    claim = api.services.jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
+    assert claim is not None and api.services.jobs.finish(claim, status, artifacts={})
+
+
+def test_delivery_is_signed_and_retried_until_success(api_factory, tmp_data_dir: Path, receiver: Receiver,
+                                                      make_study_zip):
+    from service.webhooks import WebhookSender
+
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_allow_private=True))
+    job_id = api.post_study(make_study_zip(), data={"callback_url": receiver.url}).json()["id"]
+    _finish(api, job_id)
+    sender = WebhookSender(api.services.settings, api.services.jobs, api.services.metrics)
+    receiver.statuses = [500]
+    assert sender.deliver_due() == 1
+    job = api.services.jobs.get(job_id)
+    assert job is not None and job.webhook_state == "pending" and job.webhook_attempts == 1
+    assert job.webhook_next_at is not None and job.webhook_next_at > utcnow()
+    assert sender.deliver_due() == 0  # not due yet: backoff
+    assert sender.deliver_due(utcnow() + timedelta(seconds=30)) == 1
+    assert api.services.jobs.get(job_id).webhook_state == "delivered"  # type: ignore[union-attr]
+    headers, body = receiver.received[-1]
+    assert verify_signature(SECRET, headers[SIGNATURE_HEADER], body)
+    payload = json.loads(body)
+    assert payload["type"] == "job.finished" and payload["job"]["id"] == job_id
+    assert headers["Echo4D-Event-Id"] == f"{job_id}.succeeded"
+    view = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()
+    assert view["webhook"] == "delivered"
+
+
+def test_gives_up_after_max_attempts(api_factory, tmp_data_dir: Path, receiver: Receiver, make_study_zip):
+    from service.webhooks import WebhookSender
+
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_allow_private=True,
+                                        webhook_max_attempts=2))
+    job_id = api.post_study(make_study_zip(), data={"callback_url": receiver.url}).json()["id"]
+    _finish(api, job_id, JobStatus.FAILED)
+    receiver.statuses = [503, 503]
+    sender = WebhookSender(api.services.settings, api.services.jobs, api.services.metrics)
+    far = utcnow() + timedelta(hours=2)
+    assert sender.deliver_due(far) == 1
+    assert sender.deliver_due(far) == 1
+    assert sender.deliver_due(far) == 0
+    assert api.services.jobs.get(job_id).webhook_state == "failed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.0.0.5/x",
+                                 "http://[::1]/x", "ftp://example.org/x", "http://user:pw@example.org/x"])
+def test_private_or_odd_callback_urls_are_refused(api_factory, tmp_data_dir: Path, url: str, make_study_zip):
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET))
+    r = api.post_study(make_study_zip(), data={"callback_url": url})
+    assert r.status_code == 422 and r.json()["field"] == "callback_url"

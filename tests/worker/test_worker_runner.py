@@ -1,0 +1,152 @@
+"""run_job: claims, attempts, error policy, cancellation and heartbeats (embedded stack, real code paths).
+
+These jobs stop before or at ingest, so they need no shape prior; the end-to-end tests run the
+full reconstruction.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from service_testkit import ApiHarness, broken_study_zip_bytes, embedded_settings, worker_context
+
+from models.errors import TransientError
+from service.db.models import utcnow
+from worker.control import JobCancelled, JobControl
+from worker.runner import Outcome, run_job
+
+
+def test_bad_input_fails_at_ingest_once_with_its_code(api: ApiHarness):
+    job_id = api.post_study(broken_study_zip_bytes()).json()["id"]
+    ctx = worker_context(api.services)
+    assert run_job(ctx, job_id) is Outcome.FAILED
+    job = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()
+    assert (job["status"], job["stage"], job["attempts"]) == ("failed", "ingest", 1)
+    assert job["error"]["code"] == "empty_mask" and job["error"]["field"] == "views.A4C.masks"
+    assert "fetch" in job["stage_timings_s"]
+    assert api.services.store.list_keys(f"outputs/{job_id}/") == []
+    assert run_job(ctx, job_id) is Outcome.SKIPPED  # a redelivered message does nothing
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(api: ApiHarness, make_study_zip):
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    jobs = api.services.jobs
+    max_attempts = api.services.settings.job_max_attempts
+    start = utcnow() - timedelta(hours=2)
+    for i in range(max_attempts):  # each worker claims it, then dies (no heartbeat ever again)
+        t = start + timedelta(minutes=10 * i)
+        assert jobs.claim(job_id, f"dead-{i}", t, t - timedelta(seconds=1)) is not None
+    assert run_job(worker_context(api.services), job_id) is Outcome.FAILED
+    job = jobs.get(job_id)
+    assert job is not None and job.error_code == "worker_lost" and job.attempts == max_attempts + 1
+
+
+def test_transient_store_failure_releases_the_job_then_fails_after_max_attempts(
+        api_factory, tmp_data_dir: Path, moto_endpoint: str, bucket: str, make_study_zip):
+    settings = embedded_settings(tmp_data_dir, store_backend="minio", s3_endpoint=moto_endpoint, s3_bucket=bucket,
+                                 s3_access_key="testing", s3_secret_key="testing", job_max_attempts=2)
+    api = api_factory(settings)
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    from service.storage.s3 import MinioStore
+
+    ctx = worker_context(api.services)
+    ctx.store = MinioStore("127.0.0.1:9", "testing", "testing", bucket)  # the store goes away
+    with pytest.raises(TransientError):
+        run_job(ctx, job_id)
+    job = api.services.jobs.get(job_id)
+    assert job is not None and (job.status, job.attempts, job.error_code) == ("queued", 1, "store_unavailable")
+    assert job.run_after is not None and job.run_after > job.updated_at - timedelta(seconds=1)
+    assert run_job(ctx, job_id) is Outcome.FAILED  # second and last attempt
+    job = api.services.jobs.get(job_id)
+    assert job is not None and (job.status, job.attempts, job.error_code) == ("failed", 2, "store_unavailable")
+
+
+def test_checkpoint_stops_a_running_job_when_cancelled(api: ApiHarness, make_study_zip):
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    jobs = api.services.jobs
+    now = utcnow()
+    claim = jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
+    assert claim is not None
+    control = JobControl(jobs, claim, api.services.metrics, heartbeat_interval_s=0.05, soft_time_limit_s=60)
+    with control:
+        control.checkpoint()  # nothing to stop yet
+        assert api.client.delete(f"/v1/jobs/{job_id}", headers=api.auth()).status_code == 202
+        with pytest.raises(JobCancelled):
+            control.checkpoint()
+        assert control.should_stop()
+
+
+def test_heartbeat_refreshes_and_detects_a_lost_claim(api: ApiHarness, make_study_zip):
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    jobs = api.services.jobs
+    t0 = utcnow() - timedelta(minutes=10)
+    claim = jobs.claim(job_id, "w1", t0, t0 - timedelta(seconds=60))
+    assert claim is not None
+    control = JobControl(jobs, claim, api.services.metrics, heartbeat_interval_s=1, soft_time_limit_s=60)
+    control.beat(utcnow())
+    assert jobs.get(job_id).heartbeat_at > t0 + timedelta(minutes=9)  # type: ignore[union-attr]
+    later = utcnow() + timedelta(minutes=5)
+    assert jobs.claim(job_id, "w2", later, later - timedelta(seconds=60)) is not None  # taken over
+    control.beat(utcnow())
+    assert control.claim_lost and control.should_stop()
+
+
+def test_soft_deadline_stops_at_the_next_boundary(api: ApiHarness, make_study_zip):
+    from worker.control import DeadlineExceeded
+
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    now = utcnow()
+    claim = api.services.jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
+    assert claim is not None
+    control = JobControl(api.services.jobs, claim, api.services.metrics, heartbeat_interval_s=1,
+                         soft_time_limit_s=0)
+    assert control.should_stop()
+    with pytest.raises(DeadlineExceeded):
+        control.checkpoint()
+
+
+def test_inputs_of_files_kind_come_back_under_their_client_names(api: ApiHarness, tmp_path: Path):
+    from worker.pipeline import fetch_inputs
+
+    files = [("files", ("a4c clip.npy", b"one", "application/octet-stream")),
+             ("files", ("../../etc/passwd.npy", b"two", "application/octet-stream")),
+             ("files", ("a4c clip.npy", b"three", "application/octet-stream"))]
+    r = api.client.post("/v1/studies", files=files, data={"manifest": '{"x": 1}'}, headers=api.auth())
+    job = api.services.jobs.get(r.json()["id"])
+    assert job is not None
+    paths, manifest = fetch_inputs(api.services.store, job.id, job.input_kind, list(job.input_keys), tmp_path)
+    assert [p.name for p in paths] == ["a4c clip.npy", "passwd.npy", "0002.npy"]
+    assert [p.read_bytes() for p in paths] == [b"one", b"two", b"three"]
+    assert manifest == {"x": 1}
+    assert all(p.parent == tmp_path for p in paths)
+
+
+def test_meshes_zip_is_byte_reproducible(tmp_path: Path):
+    from worker.pipeline import package_outputs
+
+    zips = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        (out / "meshes").mkdir(parents=True)
+        for name, raw in (("frame_001.vtp", b"<vtp 1/>"), ("frame_000.vtp", b"<vtp 0/>"), ("meshes.pvd", b"<pvd/>")):
+            (out / "meshes" / name).write_bytes(raw)
+        (out / "report.json").write_text("{}")
+        (out / "mesh.glb").write_bytes(b"glTF")
+        zips.append(package_outputs(out, {})["meshes"].read_bytes())
+    assert zips[0] == zips[1]
+    import zipfile
+
+    assert zipfile.ZipFile(io.BytesIO(zips[0])).namelist() == [
+        "meshes/frame_000.vtp", "meshes/frame_001.vtp", "meshes/meshes.pvd"]
+
+
+def test_missing_required_outputs_is_a_model_error(tmp_path: Path):
+    from models.errors import ModelError
+    from worker.pipeline import package_outputs
+
+    (tmp_path / "mesh.glb").write_bytes(b"glTF")
+    with pytest.raises(ModelError):
+        package_outputs(tmp_path, {})

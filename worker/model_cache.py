@@ -1,0 +1,61 @@
+"""Model weights loaded once per worker process (lazily, on the first job, inside that process).
+
+Nothing here touches torch until a job needs it, so a prefork parent never initialises CUDA
+(children would inherit a broken context); each process owns its own :class:`ModelCache`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class ModelCache:
+    def __init__(self, device: str = "auto", checkpoint: Path | None = None) -> None:
+        self._device_name = device
+        self._checkpoint = checkpoint
+        self._device: Any = None
+        self._prior: Any = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.loads = 0  # how many times weights were read from disk in this process
+
+    def _check_process(self) -> None:
+        if os.getpid() != self._pid:  # forked after loading: start over in the child
+            self._device = self._prior = None
+            self._pid = os.getpid()
+
+    def device(self) -> Any:
+        """The torch device for ``device`` (``auto``: first CUDA device if there is one, else CPU)."""
+        with self._lock:
+            self._check_process()
+            if self._device is None:
+                import torch
+
+                name = self._device_name
+                if name == "auto":
+                    name = "cuda" if torch.cuda.is_available() else "cpu"
+                self._device = torch.device(name)
+            return self._device
+
+    def prior(self) -> Any:
+        """The shape prior (``checkpoint``, else the shipped default) on :meth:`device`, loaded on first use."""
+        device = self.device()
+        with self._lock:
+            self._check_process()
+            if self._prior is None:
+                from models.prior.checkpoint import load_default_prior, load_prior
+
+                if self._checkpoint is not None:
+                    self._prior = load_prior(self._checkpoint, device)
+                else:
+                    self._prior = load_default_prior(device)
+                self.loads += 1
+                log.info("prior_loaded", device=str(device))
+            return self._prior

@@ -1,0 +1,81 @@
+"""Celery tasks: thin wrappers around :func:`worker.runner.run_job`, with a per-process context."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+import structlog
+from celery import Celery, Task
+
+from models.errors import TransientError
+from service.config import Settings
+from service.queue import RECONSTRUCT_TASK
+from worker.runner import WorkerContext, run_job
+
+log = structlog.get_logger(__name__)
+
+
+class WorkerRuntime:
+    """Builds the :class:`WorkerContext` lazily in the process that runs tasks (safe across fork)."""
+
+    def __init__(self, settings: Settings, metrics: Any = None) -> None:
+        self.settings = settings
+        self._metrics = metrics
+        self._ctx: WorkerContext | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def context(self) -> WorkerContext:
+        with self._lock:
+            if self._ctx is None or self._pid != os.getpid():
+                self._ctx = build_worker_context(self.settings, metrics=self._metrics)
+                self._pid = os.getpid()
+            return self._ctx
+
+    def reset(self) -> None:
+        """Forget the parent's context in a freshly forked child (worker_process_init)."""
+        with self._lock:
+            self._ctx = None
+            self._pid = None
+
+
+def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerContext:
+    from service.context import build_services
+    from service.metrics import Metrics
+    from service.queue import LocalQueue
+    from service.webhooks import WebhookSender
+    from worker.model_cache import ModelCache
+
+    m = metrics if metrics is not None else Metrics()
+    services = build_services(settings, metrics=m, migrate=False, queue=LocalQueue())
+    return WorkerContext(
+        settings=settings, jobs=services.jobs, store=services.store, metrics=m,
+        models=ModelCache(settings.device, settings.prior_checkpoint),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, services.jobs, m),
+    )
+
+
+def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
+    """Attach Echo4D's tasks to ``app``; they resolve their clients through ``runtime``."""
+    settings = runtime.settings
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=RECONSTRUCT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=settings.retry_backoff_max_s,
+        retry_jitter=True, max_retries=settings.job_max_attempts,
+    )
+    def reconstruct_job(self: Task[Any, Any], job_id: str) -> str:
+        structlog.contextvars.bind_contextvars(job_id=job_id, task_id=self.request.id)
+        try:
+            return run_job(runtime.context(), job_id).value
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    from celery.signals import worker_process_init
+
+    @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _fresh_child(**_: Any) -> None:
+        runtime.reset()
