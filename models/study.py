@@ -18,11 +18,17 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import re
+import secrets
+import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +38,16 @@ from models.geometry.frames import VIEW_NAMES
 
 STUDY_FORMAT: Final = "echo4d-study/1"
 MANIFEST_NAME: Final = "study.json"
+MAX_FPS: Final = 2000.0
+MIN_FPS: Final = 0.1
+MAX_ZIP_MEMBERS: Final = 5000
+MAX_DEFLATE_RATIO: Final = 1024  # deflate cannot beat ~1032:1; a member declaring more lies about its size
+_MAX_ENTRY_BYTES: Final = 512  # average central-directory bytes per entry allowed (46 + name + extra fields)
+_EOCD: Final = struct.Struct("<4s4H2LH")  # end of central directory record
+_READ_CHUNK: Final = 1 << 20
+_S_IFMT, _S_IFLNK = 0o170000, 0o120000
+# What zipfile raises on damaged archives (UnicodeDecodeError is a ValueError; a bad deflate stream is zlib.error).
+_ZIP_ERRORS: Final = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -92,9 +108,21 @@ class Study:
 def _positive_finite(value: Any, what: str, code: ErrorCode) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{what} must be a number, got {type(value).__name__}", code=code, field=what)
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        f = math.inf
     if not math.isfinite(f) or f <= 0:
-        raise InputError(f"{what} must be a positive finite number, got {value!r}", code=code, field=what)
+        raise InputError(f"{what} must be a positive finite number, got {_short(value)}", code=code, field=what)
+    return f
+
+
+def validate_fps(value: Any, where: str) -> float:
+    """A frame rate in frames per second: finite, within 0.1–2000 (else BAD_TIMING)."""
+    f = _positive_finite(value, where, ErrorCode.BAD_TIMING)
+    if not MIN_FPS <= f <= MAX_FPS:
+        raise InputError(f"{where} = {f:g} is not a plausible frame rate ({MIN_FPS:g} ≤ fps ≤ {MAX_FPS:g})",
+                         code=ErrorCode.BAD_TIMING, field=where)
     return f
 
 
@@ -174,14 +202,14 @@ def parse_manifest(raw: bytes, limits: StudyLimits = StudyLimits()) -> dict[str,
         raise InputError("study.json is larger than 64 KiB", code=ErrorCode.TOO_LARGE, field=MANIFEST_NAME)
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"study.json is not valid UTF-8 JSON: {exc}", code=ErrorCode.INVALID_MANIFEST,
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, 4300+ digit integers, deep nesting
+        raise InputError(f"study.json is not valid UTF-8 JSON: {_short(exc, 120)}", code=ErrorCode.INVALID_MANIFEST,
                          field=MANIFEST_NAME) from None
     if not isinstance(doc, dict):
         raise InputError("study.json must be a JSON object", code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
     if doc.get("format") != STUDY_FORMAT:
         raise InputError(
-            f"study.json format must be {STUDY_FORMAT!r}, got {doc.get('format')!r}",
+            f"study.json format must be {STUDY_FORMAT!r}, got {_short(doc.get('format'))}",
             code=ErrorCode.INVALID_MANIFEST,
             field="format",
         )
@@ -195,22 +223,34 @@ def parse_manifest(raw: bytes, limits: StudyLimits = StudyLimits()) -> dict[str,
         masks = spec.get("masks")
         if not isinstance(masks, str) or not _safe_member(masks) or not masks.endswith(".npy"):
             raise InputError(
-                f"views.{name}.masks must be a relative .npy file name inside the bundle, got {masks!r}",
+                f"views.{name}.masks must be a relative .npy file name inside the bundle, got {_short(masks)}",
                 code=ErrorCode.INVALID_MANIFEST,
                 field=f"views.{name}.masks",
             )
         validate_spacing(spec.get("pixel_spacing_mm"), f"views.{name}.pixel_spacing_mm")
-        _positive_finite(spec.get("fps"), f"views.{name}.fps", ErrorCode.BAD_TIMING)
+        validate_fps(spec.get("fps"), f"views.{name}.fps")
     return doc
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages never echo kilobytes of hostile input."""
+    text = value if isinstance(value, BaseException) else repr(value)
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _safe_member(name: str) -> bool:
+    """A relative path that stays inside the bundle (no ``..``, root, drive, backslash or control character)."""
     p = PurePosixPath(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+    return (0 < len(name) <= 255 and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+            and not re.match(r"^[A-Za-z]:", name) and not any(ord(ch) < 32 for ch in name))
 
 
 def _load_npy(raw: bytes, where: str, limits: StudyLimits) -> NDArray[Any]:
-    """Read a .npy from bytes after checking its header (shape and dtype) against the limits."""
+    """Read a .npy from bytes after checking its header (shape, dtype, data length) against the limits.
+
+    Never unpickles, and allocates nothing a header declares until the limits and the byte count agree.
+    """
     buf = io.BytesIO(raw)
     try:
         version = np.lib.format.read_magic(buf)
@@ -220,12 +260,18 @@ def _load_npy(raw: bytes, where: str, limits: StudyLimits) -> NDArray[Any]:
         shape, _, dtype = read_header(buf)  # the header only, no data yet
     except Exception:
         raise InputError(f"{where} is not a valid .npy file", code=ErrorCode.CORRUPT_FILE, field=where) from None
-    if dtype.hasobject:
-        raise InputError(f"{where} holds Python objects; only numeric masks are accepted", code=ErrorCode.BAD_DTYPE,
+    if dtype.hasobject or dtype.kind not in "biu":
+        raise InputError(f"{where} has dtype {_short(str(dtype))}; masks must be uint8 or bool (never Python objects)",
+                         code=ErrorCode.BAD_DTYPE, field=where)
+    if any(d < 0 for d in shape):
+        raise InputError(f"{where} declares a negative shape", code=ErrorCode.CORRUPT_FILE, field=where)
+    n = math.prod(shape)  # Python ints: no int64 wrap-around
+    if n > limits.max_voxels_per_view or (len(shape) == 3 and shape[0] > limits.max_frames):
+        raise InputError(f"{where} shape {_short(tuple(shape))} exceeds the size limits", code=ErrorCode.TOO_LARGE,
                          field=where)
-    n = int(np.prod(shape)) if shape else 1
-    if len(shape) == 3 and (shape[0] > limits.max_frames or n > limits.max_voxels_per_view):
-        raise InputError(f"{where} shape {tuple(shape)} exceeds the size limits", code=ErrorCode.TOO_LARGE, field=where)
+    if len(raw) - buf.tell() < n * dtype.itemsize:
+        raise InputError(f"{where} is truncated (its data is shorter than its header declares)",
+                         code=ErrorCode.CORRUPT_FILE, field=where)
     buf.seek(0)
     try:
         arr = np.load(buf, allow_pickle=False)
@@ -254,10 +300,49 @@ def study_from_manifest(
             name=name,
             masks=masks,
             pixel_spacing_mm=validate_spacing(spec["pixel_spacing_mm"], f"views.{name}.pixel_spacing_mm"),
-            fps=_positive_finite(spec["fps"], f"views.{name}.fps", ErrorCode.BAD_TIMING),
+            fps=validate_fps(spec["fps"], f"views.{name}.fps"),
         )
     meta = {k: v for k, v in doc.items() if k not in ("format", "views")}
     return Study(views=views, meta=meta)
+
+
+def _max_npy_bytes(limits: StudyLimits) -> int:
+    return limits.max_voxels_per_view + 4096  # uint8 masks plus the .npy header
+
+
+def read_bundle_file(root: Path, name: str, max_bytes: int) -> bytes:
+    """The bytes of ``root/name``: a regular file inside ``root`` (symlinks may not leave it), ≤ ``max_bytes``.
+
+    Raises ``KeyError`` when it does not exist, :class:`InputError` otherwise. Devices and FIFOs are
+    refused before they are opened (reading ``/dev/zero`` or a pipe would never end).
+    """
+    try:
+        target = (root / name).resolve(strict=True)
+        inside = target.is_relative_to(root.resolve(strict=True))
+        st = target.stat()
+    except FileNotFoundError:
+        raise KeyError(name) from None
+    except (OSError, RuntimeError, ValueError):  # symlink loop, name too long, permission
+        raise InputError(f"{_short(name)} cannot be read from the bundle folder", code=ErrorCode.INVALID_STUDY,
+                         field=name) from None
+    if not inside:
+        raise InputError(f"{_short(name)} is a link pointing outside the bundle folder", code=ErrorCode.INVALID_STUDY,
+                         field=name)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{_short(name)} is not a regular file", code=ErrorCode.INVALID_STUDY, field=name)
+    if st.st_size > max_bytes:
+        raise InputError(f"{_short(name)} is {st.st_size} bytes, beyond the {max_bytes}-byte limit",
+                         code=ErrorCode.TOO_LARGE, field=name)
+    try:
+        with target.open("rb") as f:
+            data = f.read(st.st_size + 1)  # read(n) reserves n bytes up front: never the cap itself
+    except OSError:
+        raise InputError(f"{_short(name)} cannot be read from the bundle folder", code=ErrorCode.INVALID_STUDY,
+                         field=name) from None
+    if len(data) > max_bytes:
+        raise InputError(f"{_short(name)} grew beyond the {max_bytes}-byte limit while read",
+                         code=ErrorCode.TOO_LARGE, field=name)
+    return data
 
 
 def load_study(path: str | Path, limits: StudyLimits = StudyLimits()) -> Study:
@@ -267,13 +352,15 @@ def load_study(path: str | Path, limits: StudyLimits = StudyLimits()) -> Study:
     """
     p = Path(path)
     if p.is_dir():
-        manifest = p / MANIFEST_NAME
-        if not manifest.is_file():
-            raise InputError(f"{p.name}/ has no {MANIFEST_NAME}", code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
-        doc = parse_manifest(manifest.read_bytes(), limits)
-        return study_from_manifest(doc, lambda n: (p / n).read_bytes(), limits)
+        try:
+            raw = read_bundle_file(p, MANIFEST_NAME, limits.max_manifest_bytes)
+        except KeyError:
+            raise InputError(f"{p.name}/ has no {MANIFEST_NAME}", code=ErrorCode.INVALID_MANIFEST,
+                             field=MANIFEST_NAME) from None
+        doc = parse_manifest(raw, limits)
+        return study_from_manifest(doc, lambda n: read_bundle_file(p, n, _max_npy_bytes(limits)), limits)
     if p.is_file() and zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as zf:
+        with open_zip(p, "study") as zf:
             return load_study_zip(zf, limits)
     if p.exists():
         raise InputError(f"{p.name} is neither a study directory nor a zip", code=ErrorCode.UNSUPPORTED_FORMAT,
@@ -281,9 +368,121 @@ def load_study(path: str | Path, limits: StudyLimits = StudyLimits()) -> Study:
     raise InputError(f"{p} does not exist", code=ErrorCode.INVALID_STUDY, field="study")
 
 
+# ----------------------------------------------------------------------------- zip archives
+
+
+def zip_directory_extent(f: BinaryIO) -> tuple[int, int] | None:
+    """(entries, central directory bytes) that a zip's end records declare (zip64 aware), or None.
+
+    Read from the last 64 KiB only: zipfile builds one object per central-directory entry when it
+    opens an archive (an 86 MB zip of a million empty entries costs ~0.5 GB and a minute), so the
+    entry count and the directory size must be capped before ``zipfile.ZipFile`` is called.
+    """
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - _EOCD.size - 0xFFFF))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(tail):
+        return None
+    entries, cd_size = _EOCD.unpack_from(tail, at)[4:6]
+    if (entries == 0xFFFF or cd_size == 0xFFFFFFFF) and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
+        f.seek(struct.unpack_from("<Q", tail, at - 12)[0])
+        record = f.read(56)  # the zip64 end of central directory record
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            entries, cd_size = struct.unpack_from("<QQ", record, 32)
+    return int(entries), int(cd_size)
+
+
+def open_zip(path: Path, where: str) -> zipfile.ZipFile:
+    """Open a zip whose central directory may be hostile: its declared entry count and directory size are
+    capped first (UNSAFE_ARCHIVE); damage → CORRUPT_FILE, never another exception."""
+    try:
+        with path.open("rb") as f:
+            extent = zip_directory_extent(f)
+    except OSError:
+        extent = None
+    if extent is not None and (extent[0] > MAX_ZIP_MEMBERS or extent[1] > MAX_ZIP_MEMBERS * _MAX_ENTRY_BYTES):
+        raise InputError(f"{where} declares {extent[0]} entries in a {extent[1]}-byte directory (limit "
+                         f"{MAX_ZIP_MEMBERS} entries)", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+    try:
+        return zipfile.ZipFile(path)
+    except _ZIP_ERRORS:  # incl. UnicodeDecodeError: an entry flagged UTF-8 whose name is not
+        raise InputError(f"{where} is a damaged zip (unreadable central directory or entry names)",
+                         code=ErrorCode.CORRUPT_FILE, field=where) from None
+
+
+def _unsafe_entry(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry makes the archive unsafe to handle (also for tools that would extract it), else None."""
+    raw = info.orig_filename  # before zipfile cut it at a NUL byte
+    name = raw.replace("\\", "/")
+    if not raw or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
+        return "an absolute or parent-relative path"
+    if any(ord(ch) < 32 for ch in raw):
+        return "a name with control characters"
+    if (info.external_attr >> 16) & _S_IFMT == _S_IFLNK:
+        return "a symbolic link"
+    return None
+
+
+def check_zip_entries(zf: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
+    """Vet every entry of ``zf`` from its central directory (nothing is inflated); returns the files by name.
+
+    Rejects (UNSAFE_ARCHIVE) more than :data:`MAX_ZIP_MEMBERS` entries, path traversal, absolute or
+    drive paths, control characters, symbolic links and duplicate names (which copy would a tool use?).
+    """
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise InputError(f"{where} holds {len(infos)} entries (limit {MAX_ZIP_MEMBERS})",
+                         code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+    files: dict[str, zipfile.ZipInfo] = {}
+    seen: set[str] = set()
+    for info in infos:
+        why = _unsafe_entry(info)
+        if why is None and info.filename.rstrip("/") in seen:
+            why = "two entries with the same name"
+        if why is not None:
+            raise InputError(f"{where} holds {why}", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+        seen.add(info.filename.rstrip("/"))
+        if not info.is_dir():
+            files[info.filename] = info
+    return files
+
+
+def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int, where: str) -> bytes:
+    """Inflate one member after checking its method, declared size and ratio; memory stays ≤ its declared size.
+
+    Only stored and deflated members are read (zipfile inflates bzip2/lzma without an output bound).
+    Reading goes 1 MiB at a time: ``zf.read`` would inflate up to 2 GiB in one call before cutting to
+    the declared size, so a member that lies about its size could still exhaust memory. Here zipfile
+    stops at the declared size and the CRC check then fails (CORRUPT_FILE).
+    """
+    if info.flag_bits & 0x1:
+        raise InputError(f"{where} holds encrypted members", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise InputError(f"{where} uses a compression method other than deflate or none; re-zip it with defaults",
+                         code=ErrorCode.UNSUPPORTED_FORMAT, field=where)
+    if info.file_size > max_bytes:
+        raise InputError(f"{where}: a member is {info.file_size} bytes, beyond the {max_bytes}-byte limit",
+                         code=ErrorCode.TOO_LARGE, field=where)
+    lying = (info.file_size != info.compress_size if info.compress_type == zipfile.ZIP_STORED
+             else info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1))
+    if lying:
+        raise InputError(f"{where}: a member declares sizes no honest archive has (compression ratio beyond "
+                         f"{MAX_DEFLATE_RATIO}:1)", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+    out = bytearray()
+    try:
+        with zf.open(info) as f:
+            while chunk := f.read(_READ_CHUNK):
+                out += chunk
+    except _ZIP_ERRORS:
+        raise InputError(f"{where}: a member cannot be read (damaged zip)", code=ErrorCode.CORRUPT_FILE,
+                         field=where) from None
+    return bytes(out)
+
+
 def load_study_zip(zf: zipfile.ZipFile, limits: StudyLimits = StudyLimits()) -> Study:
     """Load a bundle from an open zip; the manifest may sit at the root or in one top folder."""
-    names = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+    names = check_zip_entries(zf, "study")
     candidates = [n for n in names if PurePosixPath(n).name == MANIFEST_NAME and len(PurePosixPath(n).parts) <= 2]
     if len(candidates) != 1:
         raise InputError("the zip must contain exactly one study.json (at its root or in one folder)",
@@ -291,16 +490,24 @@ def load_study_zip(zf: zipfile.ZipFile, limits: StudyLimits = StudyLimits()) -> 
     prefix = str(PurePosixPath(candidates[0]).parent)
     prefix = "" if prefix == "." else prefix + "/"
 
-    def read(member: str) -> bytes:
+    def read(member: str, max_bytes: int = _max_npy_bytes(limits)) -> bytes:
         info = names.get(prefix + member)
         if info is None:
             raise KeyError(member)
-        if info.file_size > limits.max_voxels_per_view + 4096:
-            raise InputError(f"{member} is too large ({info.file_size} bytes)", code=ErrorCode.TOO_LARGE, field=member)
-        return zf.read(info)
+        return read_zip_member(zf, info, max_bytes, member)
 
-    doc = parse_manifest(read(MANIFEST_NAME), limits)
+    doc = parse_manifest(read(MANIFEST_NAME, limits.max_manifest_bytes), limits)
     return study_from_manifest(doc, read, limits)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a fresh file beside ``path`` and rename it over ``path``: never writes through a
+    symlink (or into a FIFO) already sitting at ``path``, and readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)  # mode as np.save: umask
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def save_study(study: Study, out_dir: str | Path) -> Path:
@@ -310,9 +517,11 @@ def save_study(study: Study, out_dir: str | Path) -> Path:
     views: dict[str, Any] = {}
     for name in study.view_names:
         v = study.views[name]
-        np.save(out / f"{name}.npy", np.ascontiguousarray(v.masks, dtype=np.uint8))
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(v.masks, dtype=np.uint8))
+        _replace_file(out / f"{name}.npy", buf.getvalue())
         views[name] = {"masks": f"{name}.npy", "pixel_spacing_mm": list(v.pixel_spacing_mm), "fps": float(v.fps)}
     doc: dict[str, Any] = {"format": STUDY_FORMAT, "views": views, **study.meta}
     manifest = out / MANIFEST_NAME
-    manifest.write_text(json.dumps(doc, indent=2) + "\n")
+    _replace_file(manifest, (json.dumps(doc, indent=2) + "\n").encode())
     return manifest

@@ -1,6 +1,7 @@
 """DICOM ultrasound cines: multi-frame US, single-frame series, native and compressed syntaxes.
 
-Order of work (so hostile files cannot hang or exhaust memory): parse the header, check
+Order of work (so hostile files cannot hang or exhaust memory): refuse the deflated syntax
+(pydicom inflates it without a bound), parse the header, check
 rows × columns × frames × samples against the limits, check the transfer syntax has a
 decoder, check the pixel data length (native) or the frame fragments and each JPEG /
 JPEG 2000 frame header's own size (compressed), and only then decode, one frame at a time,
@@ -13,14 +14,14 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.errors import ErrorCode, InputError
 from models.ingest.decoded import Decoded, InputItem, check_cine_size, decide_kind, to_grey_uint8
-from models.ingest.dicom_meta import cine_timing, dicom_view, ultrasound_spacing
+from models.ingest.dicom_meta import SpacingResult, cine_timing, dicom_view, ultrasound_spacing
 from models.ingest.frame_headers import encoded_frame_size
 from models.ingest.options import FileOptions
 from models.ingest.privacy import derived_id
@@ -28,6 +29,8 @@ from models.ingest.report import IngestReport, SourceReport
 from models.study import StudyLimits
 
 logger = logging.getLogger(__name__)
+
+_DEFLATED_TS = b"1.2.840.10008.1.2.1.99"
 
 
 @dataclass
@@ -50,8 +53,26 @@ def _int(ds: Any, keyword: str, default: int | None = None) -> int | None:
     value = ds.get(keyword, default)
     try:
         return int(value) if value is not None and value != "" else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
+
+
+_READ_KEYWORDS: Final = ("PixelData", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
+                         "SeriesInstanceUID", "InstanceNumber", "PhotometricInterpretation", "LossyImageCompression",
+                         "PixelSpacing", "SequenceOfUltrasoundRegions", "FrameTime", "FrameTimeVector", "CineRate",
+                         "RecommendedDisplayFrameRate", "ViewCodeSequence", "SeriesDescription")
+
+
+def _parse_read_attributes(ds: Any) -> None:
+    """Convert now every attribute ingest reads (and the items of the sequences it reads) from raw bytes."""
+    from pydicom.sequence import Sequence
+
+    for keyword in _READ_KEYWORDS:
+        value = ds.get(keyword)
+        if isinstance(value, Sequence):
+            for sequence_item in value:
+                for _ in sequence_item:  # iterating a data set converts each element
+                    pass
 
 
 def read_dicom_header(item: InputItem, limits: StudyLimits) -> DicomHeader | None:
@@ -59,11 +80,16 @@ def read_dicom_header(item: InputItem, limits: StudyLimits) -> DicomHeader | Non
     import pydicom
     from pydicom.uid import ImplicitVRLittleEndian
 
+    if _DEFLATED_TS in item.data:  # pydicom would zlib-inflate the whole body, unbounded, while parsing
+        raise InputError(f"{item.name} uses the Deflated Explicit VR Little Endian transfer syntax, which Echo4D "
+                         "does not read; re-export the cine uncompressed (Explicit VR Little Endian) or with an "
+                         "image codec (JPEG, RLE)", code=ErrorCode.UNSUPPORTED_TRANSFER_SYNTAX,
+                         field="TransferSyntaxUID")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(item.data), force=True)
-            _ = ds.get("PixelData")  # force parsing up to the pixel data
+            _parse_read_attributes(ds)  # pydicom parses lazily: a malformed value would raise later, anywhere
     except Exception:
         raise InputError(f"{item.name} is not a readable DICOM file (truncated or not DICOM)",
                          code=ErrorCode.CORRUPT_FILE, field=item.name) from None
@@ -96,7 +122,7 @@ def _check_transfer_syntax(h: DicomHeader, where: str) -> None:
     from pydicom.uid import UID
 
     uid = UID(h.transfer_syntax)
-    name = uid.name if uid.is_valid else h.transfer_syntax
+    name = uid.name if uid.is_valid else repr(h.transfer_syntax[:64])  # never echo kilobytes of file text
     try:
         available = get_decoder(uid).is_available
     except NotImplementedError:
@@ -209,7 +235,13 @@ def decode_dicom(headers: list[DicomHeader], options: FileOptions, source: Sourc
     source.extra["photometric"] = str(first.ds.get("PhotometricInterpretation", ""))
     source.extra["dicom_files"] = len(hs)
 
-    sp = ultrasound_spacing(first.ds, first.rows, first.cols, where)
+    try:
+        sp = ultrasound_spacing(first.ds, first.rows, first.cols, where)
+    except InputError as exc:
+        if options.pixel_spacing_mm is None:
+            raise
+        sp = SpacingResult(None, "none", warnings=[f"{where}: the file's ultrasound-region spacing is unusable "
+                                                   f"({exc.code.value}); using the caller's spacing"])
     for w in sp.warnings:
         report.warn(w)
     out.spacing_mm, out.spacing_source, out.region = sp.spacing_mm, sp.source, sp.region

@@ -47,22 +47,30 @@ def _num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _int(value: Any, default: int) -> int:
+    """An integer attribute value, or ``default`` when it is absent, empty or not one integer."""
+    try:
+        return int(value) if value is not None and value != "" else default
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
 def _region_items(ds: Any) -> list[Any]:
     seq = ds.get("SequenceOfUltrasoundRegions")
     return list(seq) if seq is not None else []
 
 
 def _usable_2d_region(item: Any) -> tuple[float, float, Region] | None:
-    """(dy_mm, dx_mm, bounds) of a 2D tissue region in cm units, else None."""
-    if int(item.get("RegionSpatialFormat", 0) or 0) != 1:
+    """(dy_mm, dx_mm, bounds) of a 2D tissue region in cm units (deltas signed as stored), else None."""
+    if _int(item.get("RegionSpatialFormat"), 0) != 1:
         return None
     ux, uy = item.get("PhysicalUnitsXDirection"), item.get("PhysicalUnitsYDirection")
     dx, dy = _num(item.get("PhysicalDeltaX")), _num(item.get("PhysicalDeltaY"))
     if ux != UNITS_CM or uy != UNITS_CM or dx is None or dy is None:
         return None
-    x0, y0 = int(item.get("RegionLocationMinX0", 0)), int(item.get("RegionLocationMinY0", 0))
-    x1, y1 = int(item.get("RegionLocationMaxX1", 0)), int(item.get("RegionLocationMaxY1", 0))
-    return abs(dy) * 10.0, abs(dx) * 10.0, (y0, x0, y1, x1)
+    x0, y0 = _int(item.get("RegionLocationMinX0"), 0), _int(item.get("RegionLocationMinY0"), 0)
+    x1, y1 = _int(item.get("RegionLocationMaxX1"), 0), _int(item.get("RegionLocationMaxY1"), 0)
+    return dy * 10.0, dx * 10.0, (y0, x0, y1, x1)
 
 
 def _pixel_spacing(ds: Any) -> tuple[float, float] | None:
@@ -88,7 +96,7 @@ def ultrasound_spacing(ds: Any, rows: int, cols: int, where: str) -> SpacingResu
     items = _region_items(ds)
     usable = [u for u in (_usable_2d_region(i) for i in items) if u is not None]
     tissue = [u for i, u in zip(items, (_usable_2d_region(i) for i in items), strict=True)
-              if u is not None and int(i.get("RegionDataType", 1) or 1) == 1]
+              if u is not None and _int(i.get("RegionDataType"), 1) == 1]
     pick = tissue or usable
     pixel_spacing = _pixel_spacing(ds)
     if not pick:
@@ -102,10 +110,13 @@ def ultrasound_spacing(ds: Any, rows: int, cols: int, where: str) -> SpacingResu
                              warnings=[f"{where}: no ultrasound region; spacing {_fmt(pixel_spacing)} taken from "
                                        "PixelSpacing, which scanners do not always calibrate — check it"])
     dy, dx, (r0, c0, r1, c1) = max(pick, key=lambda u: (u[2][2] - u[2][0]) * (u[2][3] - u[2][1]))
-    if dx <= 0 or dy <= 0:
+    if dx == 0 or dy == 0:
         raise InputError(f"{where}: the ultrasound region's PhysicalDelta is zero", code=ErrorCode.BAD_SPACING,
                          field="PhysicalDeltaX")
     warnings: list[str] = []
+    if dx < 0 or dy < 0:
+        warnings.append(f"{where}: the ultrasound region's PhysicalDeltaX/Y is negative; its magnitude is used")
+        dx, dy = abs(dx), abs(dy)
     k = 1
     if r1 >= rows or c1 >= cols or r0 < 0 or c0 < 0:
         k = next((f for f in range(2, MAX_RESCALE + 1) if r1 / f <= rows - 0.5 and c1 / f <= cols - 0.5), 0)

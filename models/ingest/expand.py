@@ -1,14 +1,14 @@
 """Turn the paths a caller gives (files, folders, zips) into in-memory :class:`InputItem` s.
 
 Every file's size is checked before it is read; zips are read member by member, never
-extracted to disk, with caps on the member count and on each member's and the total inflated
-size (zip bombs → UNSAFE_ARCHIVE; zipfile never inflates past a member's declared size).
+extracted to disk: entries are vetted first (count, traversal, symlinks, duplicates), then each
+member's method, declared size, ratio and the running total are capped before it is inflated, and
+inflation is streamed in 1 MiB chunks, never past the declared size (see ``models.study.read_zip_member``).
 A folder or zip holding ``study.json`` is a study bundle, reported as such.
 """
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -16,9 +16,9 @@ from typing import Final
 from models.errors import ErrorCode, InputError
 from models.ingest.decoded import InputItem, max_file_bytes
 from models.ingest.sniff import Format, sniff
-from models.study import MANIFEST_NAME, StudyLimits
+from models.study import MANIFEST_NAME, MAX_ZIP_MEMBERS, StudyLimits, check_zip_entries, open_zip, read_zip_member
 
-MAX_MEMBERS: Final = 5000
+MAX_MEMBERS: Final = MAX_ZIP_MEMBERS
 MAX_DEPTH: Final = 4
 MAX_VIEWS: Final = 3
 _JUNK: Final = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -65,25 +65,15 @@ def _add(out: Expanded, name: str, relpath: str, folder: str, data: bytes, *, di
 
 
 def _expand_zip(p: Path, out: Expanded, limits: StudyLimits) -> None:
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError):
-        raise InputError(f"{p.name} is a damaged zip", code=ErrorCode.CORRUPT_FILE, field=p.name) from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        names = {PurePosixPath(i.filename) for i in infos}
-        if any(n.name == MANIFEST_NAME and len(n.parts) <= 2 for n in names):
+    with open_zip(p, p.name) as zf:
+        files = check_zip_entries(zf, p.name)  # count, traversal, symlinks, duplicates: before any inflation
+        if any(n.name == MANIFEST_NAME and len(n.parts) <= 2 for n in map(PurePosixPath, files)):
             out.bundles.append(p)
             return
-        if len(infos) > MAX_MEMBERS:
-            raise InputError(f"{p.name} holds {len(infos)} files (limit {MAX_MEMBERS})", code=ErrorCode.UNSAFE_ARCHIVE,
-                             field=p.name)
-        for info in infos:
-            member = PurePosixPath(info.filename)
+        for name, info in files.items():
+            member = PurePosixPath(name)
             if any(_skip(part) for part in member.parts) or len(member.parts) > MAX_DEPTH + 1:
                 continue
-            if info.flag_bits & 0x1:
-                raise InputError(f"{p.name} holds encrypted members", code=ErrorCode.UNSAFE_ARCHIVE, field=p.name)
             if info.file_size > max_file_bytes(limits):
                 raise InputError(f"{p.name}: a member is {info.file_size} bytes, beyond the limit",
                                  code=ErrorCode.TOO_LARGE, field=p.name)
@@ -91,11 +81,7 @@ def _expand_zip(p: Path, out: Expanded, limits: StudyLimits) -> None:
                 raise InputError(f"{p.name} inflates beyond the size limits", code=ErrorCode.UNSAFE_ARCHIVE,
                                  field=p.name)
             out.spend(info.file_size, p.name)
-            try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
-                raise InputError(f"{p.name}: a member cannot be read (damaged zip)", code=ErrorCode.CORRUPT_FILE,
-                                 field=p.name) from None
+            data = read_zip_member(zf, info, max_file_bytes(limits), p.name)  # bounded, streamed
             rel = f"{p.stem}/{member}"
             folder = str(PurePosixPath(rel).parent)
             _add(out, member.name, rel, folder, data, direct=False)

@@ -27,7 +27,7 @@ from models.ingest.expand import Expanded, expand_paths
 from models.ingest.masks import clean_masks, select_label, threshold_grey
 from models.ingest.nifti import read_nifti
 from models.ingest.npy import read_npy
-from models.ingest.options import IngestManifest, Kind, parse_manifest
+from models.ingest.options import IngestManifest, Kind, parse_manifest, validate_fps
 from models.ingest.png import read_png_sequence
 from models.ingest.report import IngestReport
 from models.ingest.sniff import Format
@@ -50,7 +50,7 @@ class IngestResult:
     report: IngestReport = field(default_factory=IngestReport)
 
 
-def _embedded_manifest(items: list[InputItem], report: IngestReport) -> dict[str, Any] | None:
+def _embedded_manifest(items: list[InputItem], report: IngestReport, limits: StudyLimits) -> dict[str, Any] | None:
     found = [i for i in items if i.fmt == Format.JSON and i.name == EMBEDDED_MANIFEST]
     for i in items:
         if i.fmt == Format.JSON and i.name != EMBEDDED_MANIFEST:
@@ -60,9 +60,12 @@ def _embedded_manifest(items: list[InputItem], report: IngestReport) -> dict[str
     if len(found) > 1:
         raise InputError(f"the inputs hold {len(found)} {EMBEDDED_MANIFEST} files; keep one",
                          code=ErrorCode.INVALID_MANIFEST, field=EMBEDDED_MANIFEST)
+    if len(found[0].data) > limits.max_manifest_bytes:
+        raise InputError(f"{EMBEDDED_MANIFEST} is larger than {limits.max_manifest_bytes} bytes",
+                         code=ErrorCode.TOO_LARGE, field=EMBEDDED_MANIFEST)
     try:
         doc = json.loads(found[0].data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8/JSON, 4300+ digit integers, deep nesting
         raise InputError(f"{EMBEDDED_MANIFEST} is not valid UTF-8 JSON", code=ErrorCode.INVALID_MANIFEST,
                          field=EMBEDDED_MANIFEST) from None
     if not isinstance(doc, dict):
@@ -148,7 +151,7 @@ def _settle(d: Decoded, report: IngestReport) -> str:
                         f"({d.fps_source}); using the caller's")
         src.fps, src.fps_source = opts.fps, "caller"
     elif d.fps is not None:
-        src.fps, src.fps_source = float(d.fps), d.fps_source
+        src.fps, src.fps_source = validate_fps(d.fps, f"{where} frame rate ({d.fps_source})"), d.fps_source
     else:
         raise InputError(f"{where} carries no frame timing; pass --fps or the manifest's 'fps'",
                          code=ErrorCode.BAD_TIMING, field="fps")
@@ -203,7 +206,7 @@ def _decode_settled(expanded: Expanded, report: IngestReport, manifest: dict[str
     if expanded.skipped:
         report.warn(f"skipped {len(expanded.skipped)} file(s) Echo4D does not read (not DICOM, MP4/AVI, "
                     "NIfTI, .npy or PNG)")
-    embedded = _embedded_manifest(expanded.items, report)
+    embedded = _embedded_manifest(expanded.items, report, limits)
     if embedded is not None and manifest is not None:
         report.warn(f"both a manifest and an embedded {EMBEDDED_MANIFEST} were given; using the former")
     parsed = parse_manifest(manifest if manifest is not None else embedded, **defaults)
@@ -211,6 +214,9 @@ def _decode_settled(expanded: Expanded, report: IngestReport, manifest: dict[str
     if not items:
         raise InputError("no image or mask file among the inputs", code=ErrorCode.UNSUPPORTED_FORMAT, field="inputs")
     decoded = _decode_all(items, parsed, limits, report, salt)
+    if not decoded:  # e.g. only DICOM files without pixel data: never an empty study
+        raise InputError("no image or mask data among the inputs (DICOM files without pixel data are skipped)",
+                         code=ErrorCode.UNSUPPORTED_FORMAT, field="inputs")
     for d in decoded:
         _settle(d, report)
     return decoded

@@ -12,6 +12,7 @@ stored, with a warning. Time is never reordered.
 from __future__ import annotations
 
 import io
+import zlib
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ def read_nifti(item: InputItem, options: FileOptions, source: SourceReport, limi
         _check_header(_header(gunzip_head(raw, 544), where), where, item.name, limits)  # before inflating
         try:
             inflated = gunzip_limited(raw, max_file_bytes(limits))
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             raise InputError(f"{where} is a truncated or corrupt gzip stream", code=ErrorCode.CORRUPT_FILE,
                              field=item.name) from None
         if inflated is None:

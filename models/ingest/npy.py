@@ -49,6 +49,9 @@ def read_npy(item: InputItem, options: FileOptions, source: SourceReport, limits
                          field=item.name)
     t, h, w = squeeze_cine(tuple(int(s) for s in shape), where, item.name)
     check_cine_size(t, h, w, where, limits, field=item.name)
+    if len(item.data) - buf.tell() < t * h * w * dtype.itemsize:  # before np.load allocates what the header says
+        raise InputError(f"{where} is truncated (its data is shorter than its header declares)",
+                         code=ErrorCode.CORRUPT_FILE, field=item.name)
     buf.seek(0)
     try:
         arr: NDArray[Any] = np.load(buf, allow_pickle=False)

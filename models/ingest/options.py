@@ -16,11 +16,11 @@ images to segment (``"images"``) or lets ingest decide from the pixel values (``
 from __future__ import annotations
 
 import fnmatch
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from models.errors import ErrorCode, InputError
+from models.study import validate_fps as study_validate_fps
 from models.study import validate_spacing, validate_view_name
 
 Kind = Literal["auto", "masks", "images"]
@@ -67,14 +67,8 @@ def _parse_entry(doc: dict[str, Any], where: str, base: FileOptions) -> FileOpti
 
 
 def validate_fps(value: Any, where: str) -> float:
-    """A frame rate in frames per second: positive, finite and at most 2000."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{where} must be a number of frames per second", code=ErrorCode.BAD_TIMING, field=where)
-    f = float(value)
-    if not math.isfinite(f) or f <= 0 or f > 2000:
-        raise InputError(f"{where} = {value!r} is not a plausible frame rate (0 < fps ≤ 2000)",
-                         code=ErrorCode.BAD_TIMING, field=where)
-    return f
+    """A frame rate in frames per second: finite, 0.1–2000 (the study bundle's rule, BAD_TIMING otherwise)."""
+    return study_validate_fps(value, where)
 
 
 @dataclass(frozen=True)

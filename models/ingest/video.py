@@ -54,6 +54,9 @@ def read_video(item: InputItem, options: FileOptions, source: SourceReport, limi
         if not container.streams.video:
             raise InputError(f"{where} holds no video stream", code=ErrorCode.UNSUPPORTED_FORMAT, field=item.name)
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise InputError(f"{where} uses a video codec this build cannot decode; re-encode it as H.264 MP4",
+                             code=ErrorCode.UNSUPPORTED_FORMAT, field=item.name)
         h, w = int(stream.codec_context.height or 0), int(stream.codec_context.width or 0)
         fps = _frame_rate(stream)
         declared = _declared_frames(container, stream, fps)
