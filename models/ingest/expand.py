@@ -3,7 +3,7 @@
 Every file's size is checked before it is read; zips are read member by member, never
 extracted to disk: entries are vetted first (count, traversal, symlinks, duplicates), then each
 member's method, declared size, ratio and the running total are capped before it is inflated, and
-inflation is streamed in 1 MiB chunks, never past the declared size (see ``models.study.read_zip_member``).
+inflation is streamed in 1 MiB chunks, never past the declared size (see ``models.archive.read_zip_member``).
 A folder or zip holding ``study.json`` is a study bundle, reported as such.
 """
 
@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from models.archive import MAX_ZIP_MEMBERS, check_zip_entries, open_zip, read_zip_member
 from models.errors import ErrorCode, InputError
 from models.ingest.decoded import InputItem, max_file_bytes
 from models.ingest.sniff import Format, sniff
-from models.study import MANIFEST_NAME, MAX_ZIP_MEMBERS, StudyLimits, check_zip_entries, open_zip, read_zip_member
+from models.study import MANIFEST_NAME, StudyLimits
 
 MAX_MEMBERS: Final = MAX_ZIP_MEMBERS
 MAX_DEPTH: Final = 4

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from models.archive import MAX_ZIP_MEMBERS
 from models.errors import ErrorCode, InputError
-from models.study import MAX_ZIP_MEMBERS, Study, StudyLimits, ViewSequence, load_study, save_study
+from models.study import Study, StudyLimits, ViewSequence, load_study, save_study
 
 MiB = 1 << 20
 

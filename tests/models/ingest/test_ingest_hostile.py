@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 from ingest_builders import FAKE_PHI, FAKE_UIDS, base_masks, dicom_dataset, png_bytes, write_nifti, write_video
 
+from models.archive import MAX_ZIP_MEMBERS
 from models.errors import ErrorCode, InputError
 from models.ingest import load_any
-from models.study import MAX_ZIP_MEMBERS, Study, StudyLimits
+from models.study import Study, StudyLimits
 
 MiB = 1 << 20
 MASKS = base_masks()
