@@ -1,0 +1,329 @@
+"""Accuracy benchmark of the reconstruction against exact ground truth (``echo4d bench accuracy``).
+
+For every case: reconstruct from clean or corrupted masks, rigidly align the reconstruction to
+the ground truth at ED (point-to-plane ICP, no scaling; the same transform for every frame:
+the reconstruction lives in the frame of its anchored probe, the truth in the canonical one),
+then score at ED and ES:
+
+* surface distances MAE/RMSE/Hausdorff/Chamfer (mm) and volumetric Dice/IoU;
+* seen views: Dice/IoU of the reconstruction sliced in each fitted plane vs the input masks;
+* unseen views (every view not given to the reconstruction): the aligned reconstruction sliced
+  in the view's TRUE plane vs its clean mask (inside the sector), at ED and over all frames;
+* EDV/ESV/EF errors, beside the clinical biplane method of disks (Simpson's) computed from the
+  same input masks (EDV/ESV = largest/smallest biplane volume over the frames).
+
+Compute only: the caller supplies cases, the prior and the device; I/O is in :func:`write_accuracy`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from models.bench.metrics import (
+    apply_rigid,
+    mask_dice,
+    mask_iou,
+    rigid_align,
+    sample_surface,
+    surface_distances,
+    volumetric_overlap,
+)
+from models.bench.simpson import simpson_biplane_volume_ml, simpson_single_plane_volume_ml
+from models.geometry.frames import VIEW_NAMES, ImagePlane
+from models.geometry.mesh import Mesh, mesh_volume_ml
+from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.study import Study, ViewSequence
+
+TARGETS = {
+    "ed_mae_mm": ("<=", 1.0),
+    "ed_hausdorff_mm": ("<=", 4.0),
+    "ed_vol_dice": (">=", 0.985),
+    "unseen_dice_mean": (">=", 0.96),
+    "abs_ef_error": ("median<=", 2.0),
+}
+
+
+@dataclass(frozen=True)
+class TruthCase:
+    """A case with exact ground truth: meshes (T, N, 3) mm on one topology, true view planes,
+    clean and corrupted masks per view (T, H, W), pixel spacing and frame rate."""
+
+    name: str
+    vertices: NDArray[np.float64]
+    faces: NDArray[np.int64]
+    planes: dict[str, ImagePlane]
+    masks_clean: dict[str, NDArray[np.uint8]]
+    masks_noisy: dict[str, NDArray[np.uint8]]
+    spacing_mm: tuple[float, float]
+    fps: float
+    sector_half_angle_deg: float = 40.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def mesh(self, t: int) -> Mesh:
+        return Mesh(self.vertices[t], self.faces)
+
+    @property
+    def volumes_ml(self) -> NDArray[np.float64]:
+        return np.array([mesh_volume_ml(self.mesh(t)) for t in range(len(self.vertices))])
+
+    def study(self, noisy: bool, views: Sequence[str]) -> Study:
+        masks = self.masks_noisy if noisy else self.masks_clean
+        return Study({v: ViewSequence(v, masks[v], self.spacing_mm, self.fps) for v in VIEW_NAMES if v in views})
+
+
+def cohort_truth(seed: int, n_frames: int = 20) -> TruthCase:
+    """Case ``seed`` of the synthetic cohort (views under its random probe perturbations)."""
+    from models.cohort.generate import CohortConfig, generate_case
+
+    cfg = CohortConfig(n_frames=n_frames, sdf=False, preview=False)
+    case = generate_case(seed, cfg)
+    return TruthCase(
+        name=f"cohort-{seed}", vertices=case.cycle.vertices, faces=case.cycle.faces, planes=dict(case.planes),
+        masks_clean=dict(case.masks_clean), masks_noisy=dict(case.masks_noisy),
+        spacing_mm=(float(cfg.spacing_mm[0]), float(cfg.spacing_mm[1])), fps=case.fps,
+        sector_half_angle_deg=cfg.sector_half_angle_deg,
+        info={"seed": seed, "phenotype": case.subject.phenotype},
+    )
+
+
+def real_lv_truth(path: str | Path, seed: int = 0, perturbation_strength: float = 1.0) -> TruthCase:
+    """The real 4D LV (biv-me) in the canonical frame, ED first, with simulated views."""
+    from models.cohort.corruption import corrupt_masks
+    from models.cohort.simulator import sample_perturbation, simulate_sequence
+    from models.geometry.canonical import load_real_lv_4d
+    from models.geometry.frames import DEFAULT_IMAGE_SHAPE, DEFAULT_PIXEL_SPACING_MM
+
+    real = load_real_lv_4d(path)
+    verts = np.roll(np.asarray(real["vertices"], dtype=np.float64), -int(real["ed_frame"]), axis=0)
+    faces = np.asarray(real["faces"], dtype=np.int64)
+    times = np.asarray(real["frame_times_ms"], dtype=np.float64)
+    fps = 1000.0 * len(times) / float(times[-1] - times[0] + np.median(np.diff(times)))
+    rng = np.random.default_rng(seed)
+    length = float(np.linalg.norm(real["mitral_centre"]))
+    planes, clean, noisy = {}, {}, {}
+    for view in VIEW_NAMES:
+        pert = sample_perturbation(rng, perturbation_strength, length)
+        clean[view], planes[view] = simulate_sequence(verts, faces, view, pert, DEFAULT_IMAGE_SHAPE,
+                                                      DEFAULT_PIXEL_SPACING_MM)
+        noisy[view] = corrupt_masks(clean[view], rng)
+    return TruthCase("real-lv-4d", verts, faces, planes, clean, noisy,
+                     (float(DEFAULT_PIXEL_SPACING_MM[0]), float(DEFAULT_PIXEL_SPACING_MM[1])), fps,
+                     info={"source": "biv-me patient 1", "perturbation_strength": perturbation_strength})
+
+
+@dataclass(frozen=True)
+class AccuracyOptions:
+    """What to benchmark: profile, ablation, input views, clean or corrupted masks."""
+
+    profile: str = "default"
+    ablation: str = "none"
+    views: tuple[str, ...] = VIEW_NAMES
+    noisy: bool = False
+    seed: int = 0
+    surface_samples: int = 10000
+    voxel_mm: float = 1.0
+
+
+def _fan(shape: tuple[int, int], spacing: tuple[float, float], half_angle: float) -> NDArray[np.bool_]:
+    from models.cohort.sector import sector_mask
+
+    out: NDArray[np.bool_] = sector_mask(shape, spacing, half_angle).astype(bool)
+    return out
+
+
+def _simpson(masks: dict[str, NDArray[np.uint8]], spacing: tuple[float, float]) -> dict[str, Any] | None:
+    """Biplane (A4C+A2C) or single-plane volumes over all frames → EDV/ESV/EF by the method of disks."""
+    n = len(next(iter(masks.values())))
+    try:
+        if "A4C" in masks and "A2C" in masks:
+            vols = [simpson_biplane_volume_ml(masks["A4C"][t], spacing, masks["A2C"][t], spacing) for t in range(n)]
+            method = "biplane"
+        elif "A4C" in masks or "A2C" in masks:
+            m = masks["A4C"] if "A4C" in masks else masks["A2C"]
+            vols = [simpson_single_plane_volume_ml(m[t], spacing) for t in range(n)]
+            method = "single-plane"
+        else:
+            return None
+    except ValueError:
+        return None
+    edv, esv = float(max(vols)), float(min(vols))
+    return {"edv_ml": edv, "esv_ml": esv, "ef_percent": 100.0 * (edv - esv) / edv, "method": method}
+
+
+def evaluate_case(truth: TruthCase, prior: Any, options: AccuracyOptions, device: torch.device,
+                  config: ReconConfig | None = None) -> dict[str, Any]:
+    """Reconstruct ``truth`` and score it (one row of the benchmark table). ``config`` overrides the
+    reconstruction settings that ``options`` (profile, ablation, seed) would give."""
+    cfg = config or ReconConfig.from_profile(options.profile, seed=options.seed).with_ablation(options.ablation)
+    study = truth.study(options.noisy, options.views)
+    start = time.perf_counter()
+    result = reconstruct_study(study, prior, cfg, device)
+    seconds = time.perf_counter() - start
+    source = result.extras["source_frames"][study.view_names[0]]
+    frame_meshes = result.extras.get("frame_meshes")
+    preds = frame_meshes if frame_meshes is not None else [
+        Mesh(result.vertices[t], result.faces) for t in range(result.n_frames)]
+    true_vol = truth.volumes_ml
+    t_ed, t_es = int(np.argmax(true_vol)), int(np.argmin(true_vol))
+    rec_ed = source.index(t_ed) if t_ed in source else 0
+    four_d = result.n_frames > 1 and t_es in source
+    rec_es = source.index(t_es) if four_d else rec_ed
+    rot, trans = rigid_align(sample_surface(preds[rec_ed], 4000, options.seed), truth.mesh(t_ed))
+    aligned = [apply_rigid(m, rot, trans) for m in preds]
+    row: dict[str, Any] = {"case": truth.name, **{k: v for k, v in truth.info.items() if isinstance(v, int | str)}}
+    for tag, rec_t, true_t in (("ed", rec_ed, t_ed), ("es", rec_es, t_es))[: 2 if four_d else 1]:
+        sd = surface_distances(aligned[rec_t], truth.mesh(true_t), options.surface_samples, options.seed)
+        row.update({f"{tag}_{k}": v for k, v in sd.as_dict().items()})
+        dice, iou = volumetric_overlap(aligned[rec_t], truth.mesh(true_t), options.voxel_mm)
+        row[f"{tag}_vol_dice"], row[f"{tag}_vol_iou"] = dice, iou
+    for fit in result.view_fits:
+        row[f"seen_{fit.view}_dice_ed"], row[f"seen_{fit.view}_iou_ed"] = fit.dice_ed, fit.iou_ed
+        row[f"seen_{fit.view}_dice_mean"], row[f"seen_{fit.view}_iou_mean"] = fit.dice_mean, fit.iou_mean
+    row["seen_dice_mean"] = float(np.mean([f.dice_mean for f in result.view_fits]))
+    row["seen_iou_mean"] = float(np.mean([f.iou_mean for f in result.view_fits]))
+    from models.geometry.slicing import slice_mask
+
+    unseen = [v for v in VIEW_NAMES if v not in options.views and v in truth.planes]
+    unseen_all: list[float] = []
+    for v in unseen:
+        plane = truth.planes[v]
+        fan = _fan(plane.shape, plane.spacing_mm, truth.sector_half_angle_deg)
+        dices = []
+        for t, mesh in enumerate(aligned):
+            pred = slice_mask(mesh, plane).astype(bool) & fan
+            ref = truth.masks_clean[v][source[t]].astype(bool) & fan
+            dices.append(mask_dice(pred, ref))
+            if t == rec_ed:
+                row[f"unseen_{v}_dice_ed"], row[f"unseen_{v}_iou_ed"] = dices[-1], mask_iou(pred, ref)
+        row[f"unseen_{v}_dice_mean"] = float(np.mean(dices))
+        unseen_all.append(float(np.mean(dices)))
+    if unseen_all:
+        row["unseen_dice_mean"] = float(np.mean(unseen_all))
+    edv, esv = float(true_vol[t_ed]), float(true_vol[t_es])
+    ef = 100.0 * (edv - esv) / edv
+    row.update({"true_edv_ml": edv, "true_esv_ml": esv, "true_ef_percent": ef, "edv_ml": result.edv_ml,
+                "edv_error_ml": result.edv_ml - edv, "abs_edv_error_ml": abs(result.edv_ml - edv)})
+    if four_d:
+        row.update({"esv_ml": result.esv_ml, "ef_percent": result.ef_percent, "esv_error_ml": result.esv_ml - esv,
+                    "ef_error": result.ef_percent - ef, "abs_ef_error": abs(result.ef_percent - ef),
+                    "abs_esv_error_ml": abs(result.esv_ml - esv)})
+    simpson = _simpson({v: (truth.masks_noisy if options.noisy else truth.masks_clean)[v] for v in options.views},
+                       truth.spacing_mm)
+    if simpson is not None:
+        row.update({"simpson_edv_ml": simpson["edv_ml"], "simpson_esv_ml": simpson["esv_ml"],
+                    "simpson_ef_percent": simpson["ef_percent"],
+                    "simpson_abs_edv_error_ml": abs(simpson["edv_ml"] - edv),
+                    "simpson_abs_esv_error_ml": abs(simpson["esv_ml"] - esv),
+                    "simpson_abs_ef_error": abs(simpson["ef_percent"] - ef)})
+    row.update({"seconds": seconds, **{f"time_{k}_s": v for k, v in result.timings_s.items()},
+                "anchor_steps": result.extras.get("anchor_steps"), "motion_steps": result.extras.get("motion_steps"),
+                "n_warnings": len(result.warnings)})
+    return row
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """mean, std, median, p90, min, max and count of every numeric column (finite values)."""
+    out: dict[str, dict[str, float]] = {}
+    for k in dict.fromkeys(k for r in rows for k in r):
+        if k == "seed":
+            continue
+        vals = np.array([r[k] for r in rows if isinstance(r.get(k), int | float) and not isinstance(r.get(k), bool)],
+                        dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        if not len(vals):
+            continue
+        out[k] = {"mean": float(vals.mean()), "std": float(vals.std()), "median": float(np.median(vals)),
+                  "p90": float(np.percentile(vals, 90)), "min": float(vals.min()), "max": float(vals.max()),
+                  "n": float(len(vals))}
+    return out
+
+
+def run_accuracy(cases: Iterable[TruthCase], prior: Any, options: AccuracyOptions, device: torch.device,
+                 progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Evaluate every case; returns ``{"options", "rows", "summary", "targets"}`` (JSON-ready)."""
+    rows = []
+    for i, truth in enumerate(cases):
+        row = evaluate_case(truth, prior, options, device)
+        rows.append(row)
+        if progress is not None:
+            progress(i, row)
+    return accuracy_document(rows, options)
+
+
+def accuracy_document(rows: Sequence[dict[str, Any]], options: AccuracyOptions) -> dict[str, Any]:
+    """The benchmark document of per-case ``rows``: summary statistics, Simpson ratios, target status."""
+    summary = summarise(rows) if rows else {}
+    if "simpson_abs_edv_error_ml" in summary and "abs_edv_error_ml" in summary:
+        for which in ("edv", "esv"):
+            ours = summary[f"abs_{which}_error_ml"]["mean"]
+            theirs = summary[f"simpson_abs_{which}_error_ml"]["mean"]
+            summary[f"{which}_error_ratio_simpson_over_ours"] = {"mean": theirs / ours if ours > 0 else math.inf}
+    return {"options": asdict(options), "rows": list(rows), "summary": summary, "targets": _target_status(summary)}
+
+
+def _target_status(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, (op, target) in TARGETS.items():
+        if key not in summary:
+            continue
+        stat = "median" if op.startswith("median") else "mean"
+        value = summary[key][stat]
+        ok = value <= target if op.endswith("<=") else value >= target
+        out[key] = {"statistic": stat, "value": value, "target": target, "op": op[-2:], "met": bool(ok)}
+    return out
+
+
+MARKDOWN_ROWS = [
+    ("ED MAE (mm)", "ed_mae_mm"), ("ED RMSE (mm)", "ed_rmse_mm"), ("ED Hausdorff (mm)", "ed_hausdorff_mm"),
+    ("ED Chamfer (mm)", "ed_chamfer_mm"), ("ES MAE (mm)", "es_mae_mm"), ("ES Hausdorff (mm)", "es_hausdorff_mm"),
+    ("ED volumetric Dice", "ed_vol_dice"), ("ED volumetric IoU", "ed_vol_iou"), ("ES volumetric Dice", "es_vol_dice"),
+    ("seen-view Dice (mean over frames)", "seen_dice_mean"), ("seen-view IoU (mean over frames)", "seen_iou_mean"),
+    ("unseen-view Dice (mean over frames)", "unseen_dice_mean"),
+    ("|EDV error| (mL)", "abs_edv_error_ml"), ("|ESV error| (mL)", "abs_esv_error_ml"),
+    ("|EF error| (points)", "abs_ef_error"), ("Simpson |EDV error| (mL)", "simpson_abs_edv_error_ml"),
+    ("Simpson |ESV error| (mL)", "simpson_abs_esv_error_ml"), ("Simpson |EF error| (points)", "simpson_abs_ef_error"),
+    ("seconds per case", "seconds"),
+]
+
+
+def accuracy_markdown(doc: dict[str, Any]) -> str:
+    """A markdown table (mean ± std, median, p90) of the main metrics of a benchmark document."""
+    s = doc["summary"]
+    o = doc["options"]
+    lines = [f"profile `{o['profile']}`, ablation `{o['ablation']}`, views {'+'.join(o['views'])}, "
+             f"{'corrupted' if o['noisy'] else 'clean'} masks, {len(doc['rows'])} cases", "",
+             "| metric | mean ± std | median | p90 |", "|---|---|---|---|"]
+    for label, key in MARKDOWN_ROWS:
+        if key in s:
+            m = s[key]
+            lines.append(f"| {label} | {m['mean']:.3f} ± {m['std']:.3f} | {m['median']:.3f} | {m['p90']:.3f} |")
+    for which in ("edv", "esv"):
+        key = f"{which}_error_ratio_simpson_over_ours"
+        if key in s:
+            lines.append(f"| Simpson / ours mean |{which.upper()} error| | {s[key]['mean']:.2f} | | |")
+    met = doc.get("targets", {})
+    if met:
+        lines += ["", "targets: " + ", ".join(
+            f"{k} {v['statistic']} {v['value']:.3f} {v['op']} {v['target']} → {'met' if v['met'] else 'MISSED'}"
+            for k, v in met.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_accuracy(doc: dict[str, Any], out_dir: Path, tag: str) -> tuple[Path, Path]:
+    """Write ``accuracy-<tag>.json`` and ``accuracy-<tag>.md`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / f"accuracy-{tag}.json"
+    md = out_dir / f"accuracy-{tag}.md"
+    js.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    md.write_text(accuracy_markdown(doc))
+    return js, md

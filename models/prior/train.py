@@ -1,0 +1,253 @@
+"""Training of the shape prior on a precomputed pool of shapes (see ``pool.py``).
+
+Loss (reference Eq. 6): ``mean |clamp(f(z, x)) − clamp(s(x))| + λ ‖z‖²`` with clamp at
+``±clamp_mm`` (DeepSDF), plus an optional eikonal term ``(‖∇ₓf‖ − 1)²`` on uniform points.
+
+Strategies (``TrainConfig.strategy``):
+
+* ``joint`` — encoder and decoder end to end from the masks;
+* ``two_stage`` — an auto-decoder (one free code per pool shape, DeepSDF) for
+  ``autodecoder_steps``, then the encoder with the decoder frozen, supervised by the SDF
+  loss and by the distance to the auto-decoded code.
+
+Deterministic: weights from ``torch.manual_seed(seed)``, batch ``i`` from
+``numpy.random.default_rng([seed, i])``, so a resumed run continues exactly where it stopped.
+The resumable state (model, optimiser, curves, step) goes to ``state_path``, outside git.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.prior.batches import draw_batch, pool_masks
+from models.prior.config import TrainConfig
+from models.prior.data import ShapeSource, make_source
+from models.prior.model import ShapePrior
+from models.prior.pool import Pool, cached_pool
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY = 25
+ProgressFactory = Callable[[int, int, str], Any]
+"""``(total, initial, description) -> tqdm-like`` with ``update(n)``, ``set_postfix(**kw)``, ``close()``."""
+
+
+@dataclass
+class TrainResult:
+    prior: ShapePrior
+    curves: dict[str, list[float]]
+    steps_done: int
+    seconds: float
+    pools: dict[str, Pool] = field(default_factory=dict)
+
+
+def sdf_loss(pred: Tensor, target: Tensor, clamp_mm: float) -> Tensor:
+    """Mean L1 between SDFs clamped to ±clamp_mm, in mm."""
+    return (pred.clamp(-clamp_mm, clamp_mm) - target.clamp(-clamp_mm, clamp_mm)).abs().mean()
+
+
+def eikonal_loss(prior: ShapePrior, z: Tensor, n_points: int, generator: torch.Generator) -> Tensor:
+    """Mean (‖∇ₓf‖ − 1)² at uniform points of the SDF box (needs a double backward)."""
+    from models.prior.data import SDF_BOUNDS_MM
+
+    lo = torch.tensor(SDF_BOUNDS_MM[0], device=z.device)
+    hi = torch.tensor(SDF_BOUNDS_MM[1], device=z.device)
+    u = torch.rand(z.shape[0], n_points, 3, generator=generator).to(z.device)
+    x = (lo + u * (hi - lo)).requires_grad_(True)
+    f = prior.sdf(z, x)
+    (grad,) = torch.autograd.grad(f.sum(), x, create_graph=True)
+    out: Tensor = ((grad.norm(dim=-1) - 1.0) ** 2).mean()
+    return out
+
+
+def lr_factor(step: int, cfg: TrainConfig, stage_start: int, stage_steps: int) -> float:
+    """Step decay ×0.3 at each fraction of ``lr_decay_at`` of the current stage, after a short warm-up."""
+    local = step - stage_start
+    warm = min(1.0, (local + 1) / max(1, min(200, stage_steps // 20)))
+    decays = sum(local >= f * stage_steps for f in cfg.lr_decay_at)
+    return warm * 0.3**decays
+
+
+@torch.no_grad()
+def validation_l1(prior: ShapePrior, pool: Pool, cfg: TrainConfig, present: tuple[bool, bool, bool],
+                  device: torch.device, max_points: int = 2048) -> float:
+    """Clamped SDF L1 (mm) of encoder codes on a pool (rendition 0, fixed views)."""
+    was_training = prior.training
+    prior.eval()
+    total, count = 0.0, 0
+    for start in range(0, pool.n_shapes, 32):
+        rows = np.arange(start, min(start + 32, pool.n_shapes))
+        masks, pres = pool_masks(pool, rows, present, 0, device)
+        z = prior.encode(masks, pres)
+        x = torch.from_numpy(pool.points[rows, :max_points]).to(device)
+        s = torch.from_numpy(pool.sdf[rows, :max_points]).to(device)
+        total += float(sdf_loss(prior.sdf(z, x), s, cfg.prior.clamp_mm)) * len(rows)
+        count += len(rows)
+    prior.train(was_training)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def latent_statistics(prior: ShapePrior, pool: Pool, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Mean and std (L,) of the encoder codes of every pool shape (all views, rendition 0)."""
+    prior.eval()
+    codes = []
+    for start in range(0, pool.n_shapes, 64):
+        rows = np.arange(start, min(start + 64, pool.n_shapes))
+        masks, pres = pool_masks(pool, rows, (True, True, True), 0, device)
+        codes.append(prior.encode(masks, pres))
+    z = torch.cat(codes)
+    return z.mean(dim=0), z.std(dim=0).clamp_min(1e-6)
+
+
+def _save_state(path: Path, step: int, prior: ShapePrior, optims: dict[str, torch.optim.Optimizer],
+                codes: nn.Parameter | None, curves: dict[str, list[float]], cfg: TrainConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step, "model": prior.state_dict(), "optims": {k: o.state_dict() for k, o in optims.items()},
+        "codes": codes.detach().clone() if codes is not None else None, "curves": curves,
+        "train_config": cfg.to_dict(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_dir: Path | None = None,
+                state_path: Path | None = None, resume: bool = False, source: ShapeSource | None = None,
+                progress: ProgressFactory | None = None) -> TrainResult:
+    """Train a :class:`ShapePrior` as configured; returns it with its latent statistics set."""
+    dev = torch.device(device)
+    src = source or make_source(cfg.data_source)
+    seeds = src.training_seeds(cfg.n_subjects + cfg.n_val_subjects)
+    train_seeds, val_seeds = seeds[: cfg.n_subjects], seeds[cfg.n_subjects:]
+
+    def pool_progress(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        bar = None
+
+        def tick(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = progress(total, 0, f"pool {name}")
+            bar.update(1)
+            if done == total:
+                bar.close()
+
+        return tick
+
+    t0 = time.perf_counter()
+    train_pool = cached_pool(src, cfg, train_seeds, cache_dir, pool_progress("train"))
+    val_pool = cached_pool(src, cfg, val_seeds, cache_dir, pool_progress("val")) if val_seeds else None
+    logger.info("pools ready: %d training shapes, %s validation shapes in %.1f s", train_pool.n_shapes,
+                val_pool.n_shapes if val_pool else 0, time.perf_counter() - t0)
+
+    torch.manual_seed(cfg.seed)
+    prior = ShapePrior(cfg.prior).to(dev)
+    two_stage = cfg.strategy == "two_stage"
+    ad_steps = cfg.autodecoder_steps if two_stage else 0
+    codes = None
+    if two_stage:
+        codes = nn.Parameter(torch.randn(train_pool.n_shapes, cfg.prior.latent_dim, device=dev) * 0.01)
+    optims: dict[str, torch.optim.Optimizer] = {
+        "main": torch.optim.Adam([
+            {"params": prior.decoder.parameters(), "lr": cfg.lr_decoder, "base_lr": cfg.lr_decoder},
+            {"params": prior.encoder.parameters(), "lr": cfg.lr_encoder, "base_lr": cfg.lr_encoder},
+        ], weight_decay=cfg.weight_decay)
+    }
+    if codes is not None:
+        optims["codes"] = torch.optim.Adam([{"params": [codes], "lr": cfg.lr_latent, "base_lr": cfg.lr_latent}])
+    curves: dict[str, list[float]] = {"step": [], "train_loss": [], "val_step": [], "val_l1_3views_mm": [],
+                                      "val_l1_a4c_mm": [], "step_ms": []}
+    start = 0
+    if resume and state_path is not None and state_path.is_file():
+        state = torch.load(state_path, map_location=dev, weights_only=True)
+        if state["train_config"] != cfg.to_dict():
+            raise ValueError(f"resume state {state_path.name} was made with a different training config")
+        prior.load_state_dict(state["model"])
+        for k, o in optims.items():
+            o.load_state_dict(state["optims"][k])
+        if codes is not None and state["codes"] is not None:
+            codes.data.copy_(state["codes"])
+        curves = {k: list(v) for k, v in state["curves"].items()}
+        start = int(state["step"])
+        logger.info("resumed training at step %d", start)
+
+    bar = progress(cfg.steps, start, "train prior") if progress is not None else None
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    running, n_running, t_interval = 0.0, 0, time.perf_counter()
+    prior.train()
+    t_train = time.perf_counter()
+    for step in range(start, cfg.steps):
+        rng = np.random.default_rng([cfg.seed, step])
+        stage_one = step < ad_steps
+        stage_start, stage_steps = (0, ad_steps) if stage_one else (ad_steps, cfg.steps - ad_steps)
+        if two_stage:  # stage 2 trains the encoder against the frozen auto-decoder (also after a resume)
+            prior.decoder.requires_grad_(stage_one)
+        factor = lr_factor(step, cfg, stage_start, stage_steps)
+        for o in optims.values():
+            for g in o.param_groups:
+                g["lr"] = g["base_lr"] * factor
+        batch = draw_batch(train_pool, rng, cfg.batch_shapes, cfg.points_per_step,
+                           cfg.view_dropout, dev)
+        if stage_one:
+            assert codes is not None
+            z = codes[batch.index]
+        else:
+            z = prior.encode(batch.masks, batch.present)
+        loss = sdf_loss(prior.sdf(z, batch.points), batch.sdf, cfg.prior.clamp_mm)
+        loss = loss + cfg.latent_l2 * (z**2).sum(dim=1).mean()
+        if two_stage and not stage_one:
+            assert codes is not None
+            target = codes[batch.index].detach()  # matched in units of the codes' total variance
+            loss = loss + ((z - target) ** 2).sum(dim=1).mean() / codes.detach().var(dim=0).sum().clamp_min(1e-6)
+        if cfg.eikonal > 0:
+            loss = loss + cfg.eikonal * eikonal_loss(prior, z, 64, gen)
+        for o in optims.values():
+            o.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        for o in optims.values():
+            o.step()
+        running += float(loss.detach())
+        n_running += 1
+        done = step + 1
+        if done % LOG_EVERY == 0 or done == cfg.steps:
+            curves["step"].append(done)
+            curves["train_loss"].append(running / n_running)
+            curves["step_ms"].append(1000.0 * (time.perf_counter() - t_interval) / n_running)
+            running, n_running, t_interval = 0.0, 0, time.perf_counter()
+        if val_pool is not None and not stage_one and (done % cfg.eval_every == 0 or done == cfg.steps):
+            curves["val_step"].append(done)
+            curves["val_l1_3views_mm"].append(validation_l1(prior, val_pool, cfg, (True, True, True), dev))
+            curves["val_l1_a4c_mm"].append(validation_l1(prior, val_pool, cfg, (True, False, False), dev))
+        if state_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save_state(state_path, done, prior, optims, codes, curves, cfg)
+        if bar is not None:
+            bar.update(1)
+            if done % LOG_EVERY == 0 and curves["train_loss"]:
+                post = {"loss": f"{curves['train_loss'][-1]:.3f}"}
+                if curves["val_l1_3views_mm"]:
+                    post["val"] = f"{curves['val_l1_3views_mm'][-1]:.3f}"
+                bar.set_postfix(**post)
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"training diverged at step {done}")
+    if bar is not None:
+        bar.close()
+    prior.decoder.requires_grad_(True)
+    mean, std = latent_statistics(prior, train_pool, dev)
+    prior.latent_mean.copy_(mean)
+    prior.latent_std.copy_(std)
+    prior.eval()
+    pools = {"train": train_pool} | ({"val": val_pool} if val_pool is not None else {})
+    return TrainResult(prior, curves, cfg.steps, time.perf_counter() - t_train, pools)

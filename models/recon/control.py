@@ -1,0 +1,35 @@
+"""Progress reporting and cooperative cancellation for the reconstruction stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models.errors import Echo4DError, ErrorCode
+
+ProgressFn = Callable[[str, float], None]
+StopFn = Callable[[], bool]
+
+
+class ReconstructionCancelled(Echo4DError):
+    """The caller asked the reconstruction to stop (``should_stop()`` returned True)."""
+
+    default_code = ErrorCode.CANCELLED
+
+
+@dataclass
+class StageControl:
+    """Reports ``progress(stage, fraction)`` and checks ``should_stop()`` for one stage."""
+
+    stage: str
+    progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+
+    def report(self, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(self.stage, min(max(fraction, 0.0), 1.0))
+
+    def check(self) -> None:
+        """Raise :class:`ReconstructionCancelled` if the caller asked to stop."""
+        if self.should_stop is not None and self.should_stop():
+            raise ReconstructionCancelled(f"reconstruction cancelled during stage {self.stage!r}")

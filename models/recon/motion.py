@@ -1,0 +1,261 @@
+"""4D motion: per-frame latents refined by a BiLSTM and a neural velocity field (reference §2.3–2.4).
+
+Trained per study with the probes frozen (they were fitted at ED):
+
+* per-frame latents ``z_t`` (initialised from the encoder, or — the default warm start —
+  from the fitted ED latent plus the encoder's frame-to-frame change) are refined by a
+  bidirectional LSTM, ``z̃ = z + σ ⊙ BiLSTM(z)`` (zero-initialised head, so ``z̃ = z`` at first);
+* each step renders a random subset of frames against their masks (BCE + 0.5·Dice);
+* the velocity field ``v(γ(x), γ(t))`` (MLP with sinusoidal encodings, displacement in mm
+  per frame step) is trained by the bidirectional transport loss
+  ``E[w(x_t)·f(z̃_{t+1}, x_t + v_t)²] + E[w(x_{t+1})·f(z̃_t, x_{t+1} − v_{t+1})²]``,
+  ``w = exp(−|f|)``, on points near each frame's surface, plus ``λ_smooth·E[‖v‖²]`` on
+  uniform samples. The latents are detached in the transport term: the masks decide the
+  shapes, the velocity field follows them (it only provides vertex correspondence for RSA).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from models.recon.anchor import LatentParam
+from models.recon.control import StageControl
+from models.recon.optim import Adam
+from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, pixels_to_points, render_loss
+from models.recon.schedule import EarlyStopper
+from models.recon.shape_model import ReconPrior
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Schedule of the motion stage. ``frames_per_step <= 0`` renders every frame at every step;
+    ``transport_pairs > 0`` draws that many of the rendered frames' (t, t+1) pairs for the
+    transport loss each step (``<= 0``: all of them)."""
+
+    steps: int = 2000
+    min_steps: int = 2000
+    frames_per_step: int = 1
+    points_per_frame: int = 4096
+    transport_points: int = 1024
+    transport_pairs: int = 0
+    smooth_points: int = 512
+    lr_latent: float = 5e-4
+    latent_lr_in_std: bool = False
+    lr_velocity: float = 1e-3
+    lr_lstm: float = 1e-3
+    lambda_transport: float = 0.5
+    lambda_smooth: float = 1e-3
+    alpha: float = 150.0
+    sdf_unit_mm: float = 50.0
+    dice_weight: float = 0.5
+    prior_weight: float = 1e-3
+    warm_start: str = "encoder"
+    use_lstm: bool = True
+    use_velocity: bool = True
+    velocity_width: int = 128
+    velocity_freqs_x: int = 6
+    velocity_freqs_t: int = 4
+    lstm_hidden: int = 64
+    surface_jitter_mm: float = 2.0
+    patience: int = 0
+    rel_tol: float = 2e-3
+
+
+def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
+    """γ(x) = (x, sin(2^k π x), cos(2^k π x))_{k<n}: (..., D) → (..., D·(1 + 2n))."""
+    freqs = (2.0 ** torch.arange(n_freqs, device=x.device, dtype=x.dtype)) * math.pi
+    xf = x[..., None] * freqs  # (..., D, n)
+    enc = torch.cat([torch.sin(xf), torch.cos(xf)], -1).flatten(-2)
+    out: Tensor = torch.cat([x, enc], -1)
+    return out
+
+
+class VelocityField(nn.Module):
+    """``v(γ(x/scale), γ(t))`` → displacement (..., 3) mm per frame step; a 4-layer MLP.
+
+    ``x`` (..., 3) mm, ``t`` (...,) normalised phase in [0, 1). Output layer zero-initialised.
+    """
+
+    def __init__(self, width: int = 128, freqs_x: int = 6, freqs_t: int = 4, scale_mm: float = 64.0) -> None:
+        super().__init__()
+        self.freqs_x, self.freqs_t, self.scale_mm = freqs_x, freqs_t, scale_mm
+        d_in = 3 * (1 + 2 * freqs_x) + (1 + 2 * freqs_t)
+        self.net = nn.Sequential(
+            nn.Linear(d_in, width), nn.Softplus(beta=10.0),
+            nn.Linear(width, width), nn.Softplus(beta=10.0),
+            nn.Linear(width, width), nn.Softplus(beta=10.0),
+            nn.Linear(width, 3),
+        )
+        last = self.net[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        gx = positional_encoding(x / self.scale_mm, self.freqs_x)
+        gt = positional_encoding(t[..., None].expand(*x.shape[:-1], 1), self.freqs_t)
+        out: Tensor = self.net(torch.cat([gx, gt], -1))
+        return out
+
+
+class LatentRefiner(nn.Module):
+    """Bidirectional LSTM over the per-frame latents: ``z̃ = z + σ ⊙ head(BiLSTM(ẑ))``.
+
+    ``z`` (T, L) → ``z̃`` (T, L); the LSTM sees whitened latents ``ẑ = (z − μ)/σ``; the head is
+    zero-initialised so the refiner starts as the identity.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, latent_dim: int, hidden: int, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("std", std.detach().clone().clamp_min(1e-6))
+        self.lstm = nn.LSTM(latent_dim, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, latent_dim)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, z: Tensor) -> Tensor:
+        white = (z - self.mean) / self.std
+        h, _ = self.lstm(white[None])
+        out: Tensor = z + self.std * self.head(h[0])
+        return out
+
+
+@dataclass
+class MotionFit:
+    """Refined latents ``z_tilde`` (T, L), the velocity field (None when disabled), history."""
+
+    z_tilde: Tensor
+    velocity: VelocityField | None
+    steps: int
+    seconds: float
+    loss_history: list[float] = field(default_factory=list)
+
+
+def project_to_surface(prior: ReconPrior, z: Tensor, x: Tensor, iterations: int = 3,
+                       max_step_mm: float = 10.0) -> Tensor:
+    """Move points ``x`` (B, N, 3) onto the zero level set of ``f(z (B, L), ·)`` by repeated
+    ``x ← x − f·∇f/‖∇f‖`` (steps clamped to ``max_step_mm``). Returns (B, N, 3), detached."""
+    x = x.detach()
+    for _ in range(iterations):
+        with torch.enable_grad():
+            xi = x.clone().requires_grad_(True)
+            f = prior.sdf(z.detach(), xi)
+            (grad,) = torch.autograd.grad(f.sum(), xi)
+        normal = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        step = f.detach().clamp(-max_step_mm, max_step_mm)[..., None]
+        x = (x - step * normal).detach()
+    return x
+
+
+def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: ProbeParams, surface_seed: Tensor,
+               bbox: tuple[Tensor, Tensor], cfg: MotionConfig, generator: torch.Generator,
+               control: StageControl | None = None) -> MotionFit:
+    """Fit per-frame latents, BiLSTM and velocity field to all frames of ``bank``.
+
+    ``z_init`` (T, L) initial latents (frame 0 = ED); ``surface_seed`` (S, 3) mm points on the ED
+    surface (transport samples start from them); ``bbox`` (lo (3,), hi (3,)) mm for uniform
+    smoothness samples. Probes are frozen.
+    """
+    start = time.perf_counter()
+    device = z_init.device
+    n_frames = int(z_init.shape[0])
+    with torch.no_grad():
+        rot, trans, scale = (a.detach() for a in probes.transforms())
+    latents = LatentParam(z_init, prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std).to(device)
+    refiner = LatentRefiner(prior.latent_dim, cfg.lstm_hidden, prior.latent_mean, prior.latent_std).to(device)
+    velocity = VelocityField(cfg.velocity_width, cfg.velocity_freqs_x, cfg.velocity_freqs_t).to(device)
+    groups: list[tuple[list[Tensor], float]] = [([latents.value], cfg.lr_latent)]
+    if cfg.use_lstm:
+        groups.append((list(refiner.parameters()), cfg.lr_lstm))
+    if cfg.use_velocity:
+        groups.append((list(velocity.parameters()), cfg.lr_velocity))
+    opt = Adam(groups)
+    alpha = alpha_per_mm(cfg.alpha, cfg.alpha, cfg.sdf_unit_mm, 1.0)
+    times = torch.arange(n_frames, device=device, dtype=torch.float32) / n_frames
+
+    def refined() -> Tensor:
+        z: Tensor = latents()
+        if cfg.use_lstm:
+            z = refiner(z)
+        return z
+
+    # Points near every frame's surface: the ED surface projected onto each initial frame surface.
+    surf = surface_seed[None].expand(n_frames, -1, -1)
+    surf = project_to_surface(prior, z_init.detach(), surf, iterations=2)
+    lo, hi = bbox
+    stopper = EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps)
+    history: list[float] = []
+    step = 0
+    n_views = bank.n_views
+    for step in range(cfg.steps):
+        if cfg.frames_per_step <= 0 or cfg.frames_per_step >= n_frames:
+            frames = torch.arange(n_frames, device=device)
+        else:
+            frames = torch.randperm(n_frames, generator=generator, device=device)[: cfg.frames_per_step]
+        z_all = refined()
+        rc, target = bank.sample(frames, max(cfg.points_per_frame // n_views, 1), generator)
+        x = pixels_to_points(rc, bank.spacing, rot, trans, scale)  # (B, V, n, 3)
+        f = prior.sdf(z_all[frames], x.reshape(len(frames), -1, 3)).reshape(target.shape)
+        loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
+        if cfg.use_velocity and n_frames > 1:
+            loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
+                                           generator)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        value = float(loss.detach())
+        history.append(value)
+        if stopper.update(step, value):
+            break
+        if control is not None and step % 25 == 0:
+            control.report(step / cfg.steps)
+            if step % 100 == 0:
+                control.check()
+    with torch.no_grad():
+        z_tilde = refined().detach().clone()
+    return MotionFit(z_tilde, velocity if cfg.use_velocity else None, step + 1, time.perf_counter() - start, history)
+
+
+def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, surf: Tensor, frames: Tensor,
+                     times: Tensor, lo: Tensor, hi: Tensor, cfg: MotionConfig, generator: torch.Generator) -> Tensor:
+    """λ_trans·(bidirectional transport) + λ_smooth·E‖v‖² for the pairs (t, t+1) with t in ``frames``."""
+    n_frames = int(z_all.shape[0])
+    t0 = frames[frames < n_frames - 1]
+    if len(t0) == 0:
+        t0 = frames.clamp_max(n_frames - 2)
+    if 0 < cfg.transport_pairs < len(t0):
+        t0 = t0[torch.randperm(len(t0), generator=generator, device=z_all.device)[: cfg.transport_pairs]]
+    t1 = t0 + 1
+    device = z_all.device
+    n = cfg.transport_points
+
+    def near(t: Tensor) -> Tensor:
+        idx = torch.randint(0, surf.shape[1], (len(t), n), generator=generator, device=device)
+        pts = torch.gather(surf[t], 1, idx[..., None].expand(-1, -1, 3))
+        noise = torch.randn(pts.shape, generator=generator, device=device) * cfg.surface_jitter_mm
+        return pts + noise
+
+    x_a, x_b = near(t0), near(t1)
+    with torch.no_grad():
+        w_a = torch.exp(-prior.sdf(z_all[t0], x_a).abs())
+        w_b = torch.exp(-prior.sdf(z_all[t1], x_b).abs())
+    v_a = velocity(x_a, times[t0][:, None].expand(-1, n))
+    v_b = velocity(x_b, times[t1][:, None].expand(-1, n))
+    f_fwd = prior.sdf(z_all[t1], x_a + v_a)
+    f_bwd = prior.sdf(z_all[t0], x_b - v_b)
+    transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
+    u = torch.rand((cfg.smooth_points, 3), generator=generator, device=device)
+    xs = lo + (hi - lo) * u
+    ts = torch.rand((cfg.smooth_points,), generator=generator, device=device)
+    smooth = (velocity(xs, ts) ** 2).sum(-1).mean()
+    out: Tensor = cfg.lambda_transport * transport + cfg.lambda_smooth * smooth
+    return out

@@ -1,0 +1,132 @@
+"""`echo4d reconstruct` / `echo4d bench`: exit codes, clear errors, outputs that exist and parse.
+
+The end-to-end tests use a prior trained with the prior's ``smoke`` profile (ellipsoid
+stand-in shapes, about half a minute, once per session) and the ``smoke`` reconstruction profile.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from models.recon.analytic import ellipsoid_volume_ml
+from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.study import save_study
+from service.cli import reconstruct as reconstruct_cli
+from tests.models.recon.conftest import ellipsoid_study
+
+runner = CliRunner()
+AXES = [(24.0, 20.0, 42.0), (21.0, 17.5, 39.0), (20.0, 17.0, 38.0)]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    reconstruct_cli.register(app)
+    return app
+
+
+def _study_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "study"
+    save_study(ellipsoid_study(AXES, shape=(144, 128)), out)
+    return out
+
+
+def test_missing_study_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    res = runner.invoke(_app(), ["reconstruct", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "invalid_study" in res.output and "does not exist" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_manifest_exits_2_naming_the_field(tmp_path: Path) -> None:
+    study = _study_dir(tmp_path)
+    doc = json.loads((study / "study.json").read_text())
+    doc["views"]["A2C"]["pixel_spacing_mm"] = [0.0, 0.7]
+    (study / "study.json").write_text(json.dumps(doc))
+    res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "bad_spacing" in res.output and "views.A2C.pixel_spacing_mm" in res.output
+
+
+@pytest.mark.parametrize(("option", "value", "code"), [("--views", "A4C,B2C", "unknown_view"),
+                                                        ("--profile", "fastest", "validation_failed")])
+def test_bad_options_exit_2(tmp_path: Path, option: str, value: str, code: str) -> None:
+    study = _study_dir(tmp_path)
+    res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(tmp_path / "o"), option, value])
+    assert res.exit_code == 2 and code in res.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error path")
+def test_cuda_without_a_gpu_exits_2(tmp_path: Path) -> None:
+    study = _study_dir(tmp_path)
+    res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(tmp_path / "o"), "--device", "cuda"])
+    assert res.exit_code == 2 and "no CUDA device" in res.output
+
+
+def test_corrupt_prior_checkpoint_exits_2(tmp_path: Path) -> None:
+    study = _study_dir(tmp_path)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(tmp_path / "o"), "--prior", str(bad)])
+    assert res.exit_code == 2 and "checkpoint_invalid" in res.output
+
+
+@pytest.mark.slow
+def test_reconstruct_writes_outputs_that_parse(tmp_path: Path, smoke_prior_path: Path) -> None:
+    study = _study_dir(tmp_path)
+    out = tmp_path / "out"
+    res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(out), "--profile", "smoke",
+                                 "--prior", str(smoke_prior_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "EDV" in res.output and str(out.resolve()) in res.output
+    report = json.loads((out / "report.json").read_text())
+    from models.export.report import validate_report
+
+    validate_report(report)
+    assert report["n_frames"] == len(AXES) and len(report["volumes_ml"]) == len(AXES)
+    assert {"encode", "anchor", "motion", "mesh"} <= set(report["timings_s"])
+    assert [v["view"] for v in report["views"]] == ["A4C", "A2C", "A3C"]
+    import pygltflib
+
+    glb = pygltflib.GLTF2().load(str(out / "mesh.glb"))
+    assert len(glb.meshes[0].primitives[0].targets) == len(AXES)
+    import xml.etree.ElementTree as ET
+
+    vtps = sorted((out / "meshes").glob("*.vtp"))
+    assert len(vtps) == len(AXES)
+    piece = ET.parse(vtps[0]).getroot().find(".//Piece")
+    assert piece is not None and int(piece.attrib["NumberOfPoints"]) == report["mesh"]["n_vertices"]
+    for name in ("ed.ply", "es.ply", "preview.png", "meshes/meshes.pvd"):
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_smoke_prior_reconstructs_an_ellipsoid_volume(smoke_prior_path: Path, one_thread: None) -> None:
+    """The smoke prior only saw 12 random ellipsoids for 150 steps: its encoder is ~30 % off in
+    volume and its decoder cannot represent every ellipsoid exactly. Test-time optimisation
+    must bring the ED volume within 5 % (the analytic decoder reaches 2 %, see test_recon_anchor)."""
+    from models.prior.checkpoint import load_prior
+
+    prior = load_prior(smoke_prior_path)
+    study = ellipsoid_study(AXES[:2], shape=(224, 224))
+    truth = ellipsoid_volume_ml(AXES[0])
+    encoder_only = reconstruct_study(study, prior, ReconConfig.from_profile("smoke", ed_only=True, use_tto=False),
+                                     torch.device("cpu"))
+    fitted = reconstruct_study(study, prior, ReconConfig.from_profile("default", ed_only=True), torch.device("cpu"))
+    assert abs(fitted.edv_ml - truth) < abs(encoder_only.edv_ml - truth)
+    assert fitted.edv_ml == pytest.approx(truth, rel=0.05)
+    assert np.mean([f.dice_ed for f in fitted.view_fits]) > 0.95
+
+
+def test_bench_rejects_other_splits(tmp_path: Path) -> None:
+    from service.cli import bench_recon  # noqa: F401  (registers the commands)
+    from service.cli.bench import bench_app
+
+    res = runner.invoke(bench_app, ["accuracy", "--split", "train", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "only --split test" in res.output
