@@ -24,6 +24,7 @@ from service.errors import install_problem_handler
 from service.logging import configure_logging
 from service.metrics import HttpMetricsMiddleware, Metrics, StateCollector
 from service.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from service.openapi import install_problem_openapi
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         form_limits={"max_files": settings.max_upload_files + 1, "max_fields": 32, "max_part_size": 128 * 1024},
     )
     install_problem_handler(app)
+    install_problem_openapi(app)
     for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, health.router):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)

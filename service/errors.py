@@ -156,6 +156,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (for ``Allow`` on a 405)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def problem_response(request: Request, exc: Exception) -> JSONResponse:
     """The single exception handler: any exception → ``application/problem+json``."""
     instance = request.url.path
@@ -182,6 +194,8 @@ async def problem_response(request: Request, exc: Exception) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "error")
         body = problem_body(status, code, detail, instance=instance)
         headers.update(exc.headers or {})
+        if status == 405:  # Starlette lists only the first route that matched the path
+            headers["Allow"] = _allowed_methods(request)
     else:
         status = 500
         body = problem_body(status, ErrorCode.INTERNAL, "internal error; it has been logged", instance=instance)

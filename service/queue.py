@@ -118,12 +118,13 @@ class CeleryQueue:
         ids: set[str] = set()
         for item in raw:
             ids.update(_job_ids_of(item))
-        for item in unacked:
+        for item in unacked:  # kombu stores [message, exchange, routing_key]; the hash is shared by all queues
             try:
-                message = json.loads(item)[0]
-            except (ValueError, IndexError, TypeError):
+                message, _exchange, routing_key = json.loads(item)[:3]
+            except (ValueError, TypeError):
                 continue
-            ids.update(_job_ids_of(json.dumps(message)))
+            if routing_key == self.name:
+                ids.update(_job_ids_of(json.dumps(message)))
         return ids
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Order matters for crash safety: inputs are uploaded under a fresh ``inputs/{job_id}/`` first,
 the row is inserted (the idempotency key is a unique index), and only then is the job
-enqueued. A crash before the insert leaves only unreferenced inputs; a crash or broker
+enqueued. A store failure part-way (full, unreachable) deletes the inputs already stored; a crash
+or an unreachable database before the insert leaves only unreferenced inputs; a crash or broker
 outage after it leaves a queued row that the reconciler enqueues.
 """
 
@@ -73,6 +74,49 @@ def _same_or_conflict(existing: Job, body_hash: str) -> Job:
     return existing
 
 
+def _store_inputs(services: Services, sub: NewSubmission, job_id: str) -> tuple[list[str], int]:
+    """Upload the inputs under ``inputs/{job_id}/``; if one fails (store full or unreachable), the ones already
+    stored are deleted again (best effort) before the error propagates."""
+    keys: list[str] = []
+    total = 0
+    try:
+        for part in sub.parts:
+            key = input_key(job_id, part.name)
+            part.stream.seek(0)
+            services.store.put_stream(key, part.stream, length=part.size, content_type=part.content_type)
+            keys.append(key)
+            total += part.size
+        for name, doc in sub.sidecars.items():
+            raw = json.dumps(doc, sort_keys=True).encode()
+            services.store.put_stream(input_key(job_id, name), io.BytesIO(raw), length=len(raw),
+                                      content_type="application/json")
+    except BaseException:
+        if keys:  # something was stored before the failure (a store that refused the first write holds nothing)
+            _delete_inputs(services, job_id)
+        raise
+    return keys, total
+
+
+def _insert(services: Services, tenant_id: str, sub: NewSubmission, job_id: str, body_hash: str, keys: list[str],
+            total: int) -> tuple[Job, bool]:
+    now = utcnow()
+    row = Job(
+        id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED.value, stage=None, progress=0.0, profile=sub.profile,
+        input_kind=sub.kind, input_keys=keys, input_sha256=body_hash, input_bytes=total,
+        idempotency_key=sub.idempotency_key, attempts=0, max_attempts=services.settings.job_max_attempts,
+        cancel_requested=False, artifacts={}, summary={}, stage_timings={}, callback_url=sub.callback_url,
+        webhook_attempts=0, created_at=now, updated_at=now,
+    )
+    return services.jobs.create(row)
+
+
+def _delete_inputs(services: Services, job_id: str) -> None:
+    try:
+        services.store.delete_prefix(f"inputs/{job_id}/")
+    except Exception:
+        log.warning("input_cleanup_failed", job_id=job_id)
+
+
 def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job, bool]:
     """Store inputs, insert the job, enqueue it. Returns (job, created); an idempotent replay is (job, False)."""
     body_hash = fingerprint(sub)
@@ -83,38 +127,20 @@ def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job,
             return _same_or_conflict(existing, body_hash), False
 
     job_id = str(uuid4())
-    keys: list[str] = []
-    total = 0
-    for part in sub.parts:
-        key = input_key(job_id, part.name)
-        part.stream.seek(0)
-        services.store.put_stream(key, part.stream, length=part.size, content_type=part.content_type)
-        keys.append(key)
-        total += part.size
-    for name, doc in sub.sidecars.items():
-        raw = json.dumps(doc, sort_keys=True).encode()
-        services.store.put_stream(input_key(job_id, name), io.BytesIO(raw), length=len(raw),
-                                  content_type="application/json")
-
-    now = utcnow()
-    row = Job(
-        id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED.value, stage=None, progress=0.0, profile=sub.profile,
-        input_kind=sub.kind, input_keys=keys, input_sha256=body_hash, input_bytes=total,
-        idempotency_key=sub.idempotency_key, attempts=0, max_attempts=services.settings.job_max_attempts,
-        cancel_requested=False, artifacts={}, summary={}, stage_timings={}, callback_url=sub.callback_url,
-        webhook_attempts=0, created_at=now, updated_at=now,
-    )
-    job, created = jobs.create(row)
+    keys, total = _store_inputs(services, sub, job_id)
+    # If the insert fails (database unreachable) the inputs stay: the commit may have happened before the
+    # connection dropped, and deleting them could break a job that exists. Unreferenced inputs are the price.
+    job, created = _insert(services, tenant_id, sub, job_id, body_hash, keys, total)
     if not created:  # lost a race with a concurrent request carrying the same key
-        services.store.delete_prefix(f"inputs/{job_id}/")
+        _delete_inputs(services, job_id)
         return _same_or_conflict(job, body_hash), False
 
     services.metrics.jobs_submitted.labels(sub.kind).inc()
-    services.metrics.upload_bytes.inc(total)
+    services.metrics.upload_bytes.inc(job.input_bytes)
     try:
         services.queue.enqueue(job_id)
         jobs.mark_enqueued(job_id)
     except TransientError:
         log.warning("enqueue_deferred", job_id=job_id, reason="broker unreachable; the reconciler will enqueue it")
-    log.info("job_submitted", job_id=job_id, kind=sub.kind, profile=sub.profile, input_bytes=total)
+    log.info("job_submitted", job_id=job_id, kind=sub.kind, profile=sub.profile, input_bytes=job.input_bytes)
     return jobs.get(job_id) or job, True

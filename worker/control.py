@@ -114,7 +114,15 @@ class JobControl:
         self._metrics.stage_duration.labels(name).observe(elapsed)
 
     def progress(self, label: str, fraction: float) -> None:
-        """Progress of step ``label`` (0..1) inside the current stage; monotonic, written at most once a second."""
+        """Progress of step ``label`` (0..1) inside the current stage; monotonic, written at most once a second.
+
+        Also a stop point: the reconstruction reports progress more often than it polls ``should_stop``, so a
+        cancelled or timed-out job raises here (``JobCancelled`` / ``DeadlineExceeded``, from in-memory state
+        only: the heartbeat thread keeps the cancel flag current)."""
+        if self._cancelled.is_set():
+            raise JobCancelled(self.claim.job_id)
+        if time.monotonic() > self._deadline:
+            raise DeadlineExceeded("the job ran past its time limit")
         step_lo, step_hi = RECON_STEP_SPAN.get(label, (0.0, 1.0)) if self._stage == "reconstruct" else (0.0, 1.0)
         within = step_lo + (step_hi - step_lo) * min(max(fraction, 0.0), 1.0)
         lo, hi = STAGE_SPAN[self._stage]

@@ -40,7 +40,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RETRY = "retry"  # given back to the queue after a transient error
-    SKIPPED = "skipped"  # not claimable: finished, cancelled, or running elsewhere
+    SKIPPED = "skipped"  # not claimable: finished, cancelled or cancelling
+    BUSY = "busy"  # running under another claim whose heartbeat is still fresh (alive, or died moments ago)
     LOST = "lost"  # another worker took the job over while this one ran
 
 
@@ -60,8 +61,12 @@ class WorkerContext:
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:
-    """Exponential backoff with full jitter: up to min(cap, 2^attempt) seconds."""
-    return random.uniform(0.5, float(min(cap_s, 2 ** max(attempt, 0))))
+    """Exponential backoff with jitter for retry ``attempt`` (1, 2, ...): 5·3^(attempt-1) s capped at ``cap_s``,
+    times a uniform factor in [0.5, 1] (never ~0: a retry storm against a store or database that is coming
+    back helps nobody). Attempts 1, 2, 3 wait 2.5-5, 7.5-15, 22.5-45 s, so the default three attempts ride out
+    an outage of roughly 10-20 s plus the attempts' own time before the job fails with the transient code."""
+    base = min(float(cap_s), 5.0 * 3.0 ** max(attempt - 1, 0))
+    return base * random.uniform(0.5, 1.0)
 
 
 def _error_of(exc: BaseException) -> JobError:
@@ -87,6 +92,10 @@ def run_job(ctx: WorkerContext, job_id: str) -> Outcome:
     now = utcnow()
     claim = ctx.jobs.claim(job_id, ctx.worker_id, now, now - timedelta(seconds=settings.heartbeat_stale_s))
     if claim is None:
+        job = ctx.jobs.get(job_id)
+        if job is not None and job.status == JobStatus.RUNNING.value and not job.cancel_requested:
+            log.info("job_busy", job_id=job_id)
+            return Outcome.BUSY
         log.info("job_not_claimable", job_id=job_id)
         return Outcome.SKIPPED
     log.info("job_claimed", job_id=job_id, attempt=claim.attempts, max_attempts=claim.max_attempts)

@@ -13,7 +13,7 @@ from celery import Celery, Task
 from models.errors import TransientError
 from service.config import Settings
 from service.queue import RECONSTRUCT_TASK
-from worker.runner import WorkerContext, run_job
+from worker.runner import Outcome, WorkerContext, backoff_s, run_job
 
 log = structlog.get_logger(__name__)
 
@@ -61,18 +61,34 @@ def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerCo
 def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     """Attach Echo4D's tasks to ``app``; they resolve their clients through ``runtime``."""
     settings = runtime.settings
+    busy_countdown_s = settings.heartbeat_stale_s + 1.0
+    busy_max_retries = settings.job_max_attempts + 2 + int(settings.job_hard_time_limit_s // busy_countdown_s)
+    # each claim counts an attempt, so the job table ends the retries of a job that keeps failing; the extra
+    # retries cover failures before a claim (database unreachable), which count nothing
+    transient_max_retries = settings.job_max_attempts + 3
 
     @app.task(  # type: ignore[untyped-decorator]
         name=RECONSTRUCT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-        autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=settings.retry_backoff_max_s,
-        retry_jitter=True, max_retries=settings.job_max_attempts,
+        max_retries=transient_max_retries,
     )
     def reconstruct_job(self: Task[Any, Any], job_id: str) -> str:
         structlog.contextvars.bind_contextvars(job_id=job_id, task_id=self.request.id)
         try:
-            return run_job(runtime.context(), job_id).value
+            outcome = run_job(runtime.context(), job_id)
+        except TransientError as exc:
+            # store or database unreachable: the job was given back to the table (or never claimed); try again
+            # with the same exponential backoff the table's run_after uses
+            countdown = backoff_s(self.request.retries + 1, settings.retry_backoff_max_s)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=transient_max_retries) from exc
         finally:
             structlog.contextvars.clear_contextvars()
+        if outcome is Outcome.BUSY:
+            # Another claim holds the job and its heartbeat is fresh. This message is typically the one
+            # task_reject_on_worker_lost gave back after that claim's process was killed: keep it, and look
+            # again once such a heartbeat would be stale (then the claim succeeds and counts one attempt).
+            # If the holder is alive, the job ends meanwhile and the retry is skipped.
+            raise self.retry(countdown=busy_countdown_s, max_retries=busy_max_retries)
+        return outcome.value
 
     from celery.signals import worker_process_init
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BeforeValidator
 
 from service.api.deps import JobsDep, PrincipalDep
 from service.db.models import JobStatus
@@ -13,6 +15,17 @@ from service.errors import Conflict, NotFound
 from service.schemas import JobOut, JobPage, JobStatusName, Problem, job_out
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_NUMBER_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _iso8601_only(value: object) -> object:
+    """Refuse bare numbers (pydantic would read them as Unix times): the parameter is documented as ISO 8601."""
+    if isinstance(value, str) and _NUMBER_RE.match(value):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-05-01T10:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso8601_only)]
 JobId = Annotated[str, Path(max_length=64, description="Job id returned by POST /v1/studies.")]
 _NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "content": {"application/problem+json": {}},
@@ -35,8 +48,8 @@ def list_jobs(
     principal: PrincipalDep,
     jobs: JobsDep,
     status: Annotated[list[JobStatusName] | None, Query(description="Repeat to match several statuses.")] = None,
-    created_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive.")] = None,
-    created_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    created_after: Annotated[IsoDateTime | None, Query(description="ISO 8601, inclusive.")] = None,
+    created_before: Annotated[IsoDateTime | None, Query(description="ISO 8601, exclusive.")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:

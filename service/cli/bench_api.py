@@ -38,12 +38,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_embedded(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
-    """Start `echo4d serve` on a free loopback port; returns (process, base URL, API key)."""
+def _start_embedded(data_dir: Path, prior_checkpoint: Path | None = None) -> tuple[subprocess.Popen[str], str, str]:
+    """Start `echo4d serve` on a free loopback port; returns (process, base URL, API key).
+
+    Default settings, except ``ECHO4D_PRIOR_CHECKPOINT`` when ``prior_checkpoint`` is given (e.g. a smoke prior,
+    so that jobs can succeed before the shipped checkpoint exists)."""
     port = _free_port()
     from service.config import environment_without_settings
 
     env = environment_without_settings()
+    if prior_checkpoint is not None:
+        env["ECHO4D_PRIOR_CHECKPOINT"] = str(prior_checkpoint.resolve())
     proc = subprocess.Popen([sys.executable, "-c", "from service.cli import app; app()", "serve", "--port",
                              str(port), "--data-dir", str(data_dir)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -77,6 +82,8 @@ def bench_api(
     timeout_s: Annotated[float, typer.Option(help="Seconds before an unfinished job counts as lost.")] = 900.0,
     pid: Annotated[int | None, typer.Option(help="PID of the API process, to report its RSS.")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+    prior_checkpoint: Annotated[Path | None, typer.Option(
+        "--prior-checkpoint", help="Shape prior for the embedded server (default: the shipped one).")] = None,
 ) -> None:
     """Submit and poll N jobs over loopback; print p50/p99 latencies of POST and GET, throughput, lost jobs."""
     with user_errors():
@@ -86,7 +93,7 @@ def bench_api(
         tmp = None
         if url is None:
             tmp = tempfile.TemporaryDirectory(prefix="echo4d-bench-")
-            proc, url, key = _start_embedded(Path(tmp.name) / "var")
+            proc, url, key = _start_embedded(Path(tmp.name) / "var", prior_checkpoint)
             pid = proc.pid
         if not key:
             raise typer.BadParameter("--key (or ECHO4D_BENCH_API_KEY) is needed with --url")

@@ -223,6 +223,8 @@ class JobRepository:
         }
         if error is not None:
             values |= {"error_code": error.code, "error_detail": error.detail[:2000], "error_field": error.field}
+        elif status is JobStatus.SUCCEEDED:  # forget the transient error of an earlier, retried attempt
+            values |= {"error_code": None, "error_detail": None, "error_field": None}
         if artifacts is not None:
             values["artifacts"] = artifacts
         if summary is not None:

@@ -45,13 +45,18 @@ class LocalStore:
 
     def put_stream(self, key: str, stream: BinaryIO, *, length: int | None = None,
                    content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Write data and metadata to temporary files, then rename both into place: a failure (disk full)
+        leaves neither a partial object nor a partial metadata file behind."""
         dest = self._path(key)
+        meta = self._meta_path(key)
         digest = hashlib.sha256()
         size = 0
+        temps: list[str] = []
         with _store_errors():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
+                temps.append(tmp_name)
                 with os.fdopen(fd, "wb") as out:
                     while chunk := stream.read(CHUNK_BYTES):
                         digest.update(chunk)
@@ -60,13 +65,17 @@ class LocalStore:
                     out.flush()
                     os.fsync(out.fileno())
                 etag = digest.hexdigest()[:32]
-                meta = self._meta_path(key)
                 meta.parent.mkdir(parents=True, exist_ok=True)
-                meta.write_text(json.dumps({"etag": etag, "content_type": content_type, "size": size}))
+                mfd, meta_tmp = tempfile.mkstemp(dir=meta.parent, prefix=".upload-")
+                temps.append(meta_tmp)
+                with os.fdopen(mfd, "w") as mout:
+                    mout.write(json.dumps({"etag": etag, "content_type": content_type, "size": size}))
+                os.replace(meta_tmp, meta)
                 os.replace(tmp_name, dest)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp_name)
+                for name in temps:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name)
                 raise
         return ObjectInfo(key, size, etag, content_type, datetime.now(UTC))
 

@@ -1,0 +1,172 @@
+"""Fixtures of the reliability tests: a smoke shape prior, a stoppable S3 server, the distributed stack's
+settings, Celery worker subprocesses, and fault injectors (Redis/PostgreSQL restarts, a tiny filesystem).
+
+Everything is real: PostgreSQL 127.0.0.1:5432, Redis 127.0.0.1:6379 (DB 15), moto's S3 server driven by the
+real ``minio`` client, ``echo4d worker`` subprocesses and uvicorn. Jobs that must *succeed* run the real
+reconstruction with a shape prior trained here with the prior's ``smoke`` profile (about 20 s, once per session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from reliability_kit import (
+    REDIS_START,
+    MotoControl,
+    WorkerProcess,
+    pg_ctl,
+    postgres_ready,
+    redis_ping,
+    restart_postgres,
+    restart_redis,
+    settings_from_env,
+    wait_until,
+)
+from service_testkit import ApiHarness, free_port
+
+
+@pytest.fixture(scope="session")
+def smoke_prior(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real shape prior trained with ``TrainConfig.profile("smoke")`` (one thread, ~20 s), once per session."""
+    import torch
+
+    from models.cohort.version import GENERATOR_VERSION
+    from models.prior.checkpoint import save_prior
+    from models.prior.config import TrainConfig
+    from models.prior.train import train_prior
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = TrainConfig.profile("smoke")
+        result = train_prior(cfg, cache_dir=tmp_path_factory.mktemp("prior-cache"))
+    finally:
+        torch.set_num_threads(before)
+    return save_prior(result.prior, tmp_path_factory.mktemp("smoke-prior") / "smoke_prior.pt", train_config=cfg,
+                      metrics={}, curves=result.curves, cohort_version=GENERATOR_VERSION)
+
+
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """In-process reconstructions on one thread (as the worker subprocesses run: OMP_NUM_THREADS=1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def moto_control() -> Iterator[MotoControl]:
+    control = MotoControl(free_port())
+    control.start()
+    yield control
+    if control.running:
+        control.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_env(pg_url: str, redis_url: str, moto_control: MotoControl, smoke_prior: Path,
+              tmp_path_factory: pytest.TempPathFactory, session_tag: str) -> Iterator[dict[str, str]]:
+    """ECHO4D_* variables of one module's stack: PostgreSQL, a Redis queue and a bucket of its own, fast
+    heartbeats (0.5 s, stale after 6 s: importing torch can starve the heartbeat thread for seconds on a busy
+    machine), a reconciler every second, the smoke prior, 3 attempts, retry backoff 2.5-5 s then 5-10 s."""
+    import redis
+
+    if not moto_control.running:
+        moto_control.start()
+    tag = secrets.token_hex(3)
+    queue = f"gpu_rel_{session_tag}_{tag}"
+    env = {
+        "ECHO4D_DATABASE_URL": pg_url, "ECHO4D_BROKER_URL": redis_url, "ECHO4D_QUEUE_NAME": queue,
+        "ECHO4D_STORE_BACKEND": "minio", "ECHO4D_S3_ENDPOINT": moto_control.endpoint,
+        "ECHO4D_S3_BUCKET": f"echo4d-rel-{tag}", "ECHO4D_S3_ACCESS_KEY": "testing", "ECHO4D_S3_SECRET_KEY": "testing",
+        "ECHO4D_DATA_DIR": str(tmp_path_factory.mktemp("stack-var")), "ECHO4D_PRIOR_CHECKPOINT": str(smoke_prior),
+        "ECHO4D_HEARTBEAT_INTERVAL_S": "0.5", "ECHO4D_HEARTBEAT_STALE_S": "6", "ECHO4D_RECONCILE_INTERVAL_S": "1",
+        "ECHO4D_REQUEUE_AFTER_S": "2", "ECHO4D_JOB_MAX_ATTEMPTS": "3", "ECHO4D_RETRY_BACKOFF_MAX_S": "10",
+        "ECHO4D_WORKER_METRICS_PORT": "0", "ECHO4D_API_KEY_PEPPER": "rel-pepper", "ECHO4D_RATE_LIMIT_PER_MINUTE": "0",
+        "ECHO4D_DEVICE": "cpu", "ECHO4D_DEFAULT_PROFILE": "smoke", "ECHO4D_LOG_LEVEL": "INFO",
+    }
+    yield env
+    with contextlib.suppress(Exception):
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        for key in client.scan_iter(f"{queue}*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.fixture()
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker subprocesses; every one is stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], *, pool: str = "prefork", concurrency: int = 1,
+              name: str = "worker") -> WorkerProcess:
+        w = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log", pool=pool, concurrency=concurrency)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One prefork ``echo4d worker`` (concurrency 1) serving the module's queue; its children may be killed."""
+    worker = WorkerProcess(stack_env, tmp_path_factory.mktemp("worker-log") / "worker.log", pool="prefork",
+                           concurrency=1)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture()
+def stack_api(api_factory: Callable[..., ApiHarness], stack_env: dict[str, str]) -> ApiHarness:
+    """The API of ``stack_env`` in this process (TestClient; its lifespan runs the reconciler thread)."""
+    return api_factory(settings_from_env(stack_env))
+
+
+@pytest.fixture()
+def redis_restarter(redis_url: str) -> Iterator[Callable[[], None]]:
+    """Restart the machine's Redis; whatever happens in the test, Redis is running and answering at the end."""
+    yield restart_redis
+    if not redis_ping():
+        with contextlib.suppress(Exception):
+            subprocess.run(REDIS_START, capture_output=True, timeout=15)
+        wait_until(redis_ping, 30, 0.2, "redis restored")
+
+
+@pytest.fixture()
+def postgres_restarter(pg_url: str) -> Iterator[Callable[..., None]]:
+    """Restart the machine's PostgreSQL cluster; it is running and accepting connections at the end."""
+    if not Path("/etc/postgresql").is_dir():
+        pytest.skip("no Debian-style PostgreSQL cluster (/etc/postgresql) to restart here")
+    yield restart_postgres
+    if not postgres_ready():
+        with contextlib.suppress(Exception):
+            pg_ctl("start")
+        wait_until(postgres_ready, 60, 0.5, "postgres restored")
+
+
+@pytest.fixture()
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted for this test (disk full in a few writes); unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

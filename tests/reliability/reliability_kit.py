@@ -1,0 +1,391 @@
+"""Plain helpers of the reliability tests (fixtures live in ``conftest.py``): waiting, the job-table and store
+consistency check every fault test ends with, a stoppable S3 server, worker subprocesses, Redis/PostgreSQL
+restarts and a live uvicorn server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from service_testkit import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with closing(socket.socket()) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def settings_from_env(env: dict[str, str], **overrides: Any) -> Any:
+    """``Settings`` from an ``ECHO4D_*`` dict (the same values a worker subprocess reads from its environment)."""
+    from service.config import Settings
+
+    values: dict[str, Any] = {k.removeprefix("ECHO4D_").lower(): v for k, v in env.items() if k.startswith("ECHO4D_")}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def job_row(services: Any, job_id: str) -> Any:
+    job = services.jobs.get(job_id)
+    assert job is not None, job_id
+    return job
+
+
+def wait_terminal(services: Any, job_ids: list[str], timeout: float) -> dict[str, Any]:
+    """Wait until every job is terminal; returns {id: row}."""
+    def done() -> bool:
+        return all(job_row(services, j).status in TERMINAL for j in job_ids)
+
+    try:
+        wait_until(done, timeout, 0.3, "all jobs terminal")
+    except AssertionError:
+        states = {j: (r.status, r.stage, r.attempts, r.error_code) for j in job_ids for r in [job_row(services, j)]}
+        raise AssertionError(f"jobs not terminal after {timeout} s: {states}") from None
+    return {j: job_row(services, j) for j in job_ids}
+
+
+def assert_jobs_consistent(services: Any, job_ids: list[str], *, allow_extra_attempt: bool = True) -> dict[str, int]:
+    """The invariants every fault test ends with; returns counts by status.
+
+    Every job is terminal; a failed or cancelled job has a stable error code and no objects under
+    ``outputs/{id}/``; a succeeded job has artifacts whose store keys are exactly the objects under
+    ``outputs/{id}/`` (each once: no duplicate, missing or orphaned partial artifact); no claim token is
+    left behind; attempts never exceed ``max_attempts`` (+1: the over-limit claim that fails the job).
+    """
+    counts: dict[str, int] = {}
+    for job_id in job_ids:
+        job = job_row(services, job_id)
+        counts[job.status] = counts.get(job.status, 0) + 1
+        assert job.status in TERMINAL, (job_id, job.status)
+        assert job.claim_token is None and job.finished_at is not None, job_id
+        assert job.attempts <= job.max_attempts + (1 if allow_extra_attempt else 0), (job_id, job.attempts)
+        stored = services.store.list_keys(f"outputs/{job_id}/")
+        assert len(stored) == len(set(stored)), stored
+        if job.status == "succeeded":
+            keys = sorted(str(meta["key"]) for meta in job.artifacts.values())
+            assert keys and sorted(stored) == keys, (job_id, stored, keys)
+            assert {"mesh.glb", "report.json"} <= set(job.artifacts)
+            assert job.error_code is None, (job_id, job.error_code)
+        else:
+            assert job.error_code, (job_id, job.status)
+            assert stored == [], (job_id, stored)
+            assert job.artifacts == {}, job_id
+    return counts
+
+
+def orphan_inputs(services: Any) -> list[str]:
+    """``inputs/{id}/`` folders in the store whose job row does not exist (a submission that failed half-way)."""
+    ids = {key.split("/")[1] for key in services.store.list_keys("inputs/")}
+    return sorted(i for i in ids if services.jobs.get(i) is None)
+
+
+def idempotency_duplicates(services: Any) -> int:
+    """Jobs beyond the first per (tenant, Idempotency-Key) in the whole table (a unique index forbids any)."""
+    from sqlalchemy import func, select
+
+    from service.db.models import Job
+
+    with services.sessions() as s:
+        rows = s.execute(select(func.count()).select_from(Job).where(Job.idempotency_key.is_not(None))
+                         .group_by(Job.tenant_id, Job.idempotency_key).having(func.count() > 1)).all()
+    return len(rows)
+
+
+class MotoControl:
+    """moto's S3 server in this process on a fixed port: stop it (unreachable store) and start it again on the
+    same port; the objects survive because moto keeps them in this process, like a MinIO restart keeps its disk."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        wait_until(lambda: port_open(self.port), 15, 0.05, "moto listening")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        wait_until(lambda: not port_open(self.port), 15, 0.05, "moto stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+
+class WorkerProcess:
+    """An ``echo4d worker`` subprocess (solo or prefork) with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path, *, pool: str = "prefork", concurrency: int = 1) -> None:
+        self.log = log
+        full = {**os.environ, **env, "ECHO4D_WORKER_POOL": pool, "ECHO4D_WORKER_CONCURRENCY": str(concurrency),
+                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([str(Path(sys.executable).parent / "echo4d"), "worker"], cwd=ROOT,
+                                         env=full, stdout=out, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def pid_of_worker_id(worker_id: str | None) -> int | None:
+    """``host:pid`` (what a Celery worker process writes into the job row) → pid."""
+    if not worker_id:
+        return None
+    try:
+        return int(worker_id.split(":")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def redis_ping() -> bool:
+    try:
+        out = subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "PONG"
+
+
+def restart_redis() -> None:
+    """Redis restarted without persistence: every queued and unacked message is gone."""
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=15)
+    wait_until(lambda: not port_open(6379), 15, 0.05, "redis down")
+    subprocess.run(REDIS_START, check=True, capture_output=True, timeout=15)
+    wait_until(redis_ping, 20, 0.1, "redis answering PING")
+
+
+def pg_cluster() -> tuple[str, str]:
+    versions = sorted(os.listdir("/etc/postgresql"))
+    return versions[-1], "main"
+
+
+def _pg_command(action: str) -> list[str]:
+    """``pg_ctlcluster <v> main <action>``; where the cluster's owner has no passwd entry (pg_ctlcluster then
+    refuses), the same through ``pg_ctl`` run as the owner of the data directory."""
+    version, cluster = pg_cluster()
+    probe = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "status"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    if probe.returncode == 0:
+        return ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, action]
+    conf_path = Path(f"/etc/postgresql/{version}/{cluster}/postgresql.conf")
+    match = re.search(r"^data_directory\s*=\s*'([^']+)'", conf_path.read_text(), re.M)
+    data_dir = Path(match.group(1) if match else f"/var/lib/postgresql/{version}/{cluster}")
+    st = data_dir.stat()
+    return ["setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups",
+            f"/usr/lib/postgresql/{version}/bin/pg_ctl", "-D", str(data_dir),
+            "-l", f"/var/log/postgresql/postgresql-{version}-{cluster}.log", "-o", f"-c config_file={conf_path}",
+            "-m", "fast", "-w", "-t", "60", action]
+
+
+def pg_ctl(action: str) -> None:
+    # output to a file, never a pipe: the postmaster inherits it and would keep the pipe open
+    with tempfile.TemporaryFile() as out:
+        done = subprocess.run(_pg_command(action), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=120)
+        if done.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(f"PostgreSQL {action} failed: {out.read().decode(errors='replace')[-500:]}")
+
+
+def restart_postgres(down_s: float = 0.0) -> None:
+    """Restart the PostgreSQL cluster (``down_s`` > 0: stop, stay down that long, start)."""
+    if down_s <= 0:
+        pg_ctl("restart")
+    else:
+        pg_ctl("stop")
+        time.sleep(down_s)
+        pg_ctl("start")
+    wait_until(postgres_ready, 60, 0.2, "postgres accepting connections")
+
+
+def postgres_ready() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on loopback from a thread (a real HTTP/1.1 parser in front of the app)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+                                lifespan="on", timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-uvicorn", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 30, 0.05, "uvicorn started")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+# ----------------------------------------------------------------------------- inputs
+FAKE_PATIENT = {
+    "PatientName": "Quixote^Dulcinea^RelPHI4417",
+    "PatientID": "RELPID-55102938",
+    "PatientBirthDate": "19380911",
+    "AccessionNumber": "RELACC-8812034",
+    "OtherPatientIDs": "RELOPID-909193",
+    "ReferringPhysicianName": "Sancho^Panza^RelPHI",
+    "InstitutionName": "Relisource General PHI Hospital",
+    "StudyInstanceUID": "1.2.826.0.1.3680043.8.498.4417551029381234",
+    "SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.4417551029389876",
+}
+
+
+def phi_needles() -> list[str]:
+    """Every planted value, and distinctive pieces of them, to search for (case-insensitive)."""
+    pieces = {"Quixote", "Dulcinea", "RelPHI4417", "55102938", "19380911", "8812034", "909193", "Sancho",
+              "Relisource", "4417551029381234", "4417551029389876"}
+    return sorted(set(FAKE_PATIENT.values()) | pieces)
+
+
+def find_needles(blob: bytes | str, needles: list[str]) -> list[str]:
+    text = blob.decode("latin-1") if isinstance(blob, bytes) else blob
+    low = text.lower()
+    return [n for n in needles if n.lower() in low]
+
+
+def dicom_bytes(frames: Any, *, view: str = "A4C", patient: dict[str, str] | None = None,
+                frame_time_ms: float = 40.0, delta_cm: float = 0.03, **attrs: Any) -> bytes:
+    """A US Multi-frame Image Storage file (explicit VR little endian) holding ``frames`` (T, H, W) uint8,
+    with a Sequence of Ultrasound Regions (spacing), a frame time and ``patient`` values planted."""
+    import io
+
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    t, rows, cols = frames.shape
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.SeriesDescription = view
+    for k, v in (patient or {"SeriesInstanceUID": generate_uid(), "StudyInstanceUID": generate_uid()}).items():
+        setattr(ds, k, v)
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, t
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.FrameTime = frame_time_ms
+    region = Dataset()
+    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = cols - 1, rows - 1
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
+    region.PhysicalDeltaX = region.PhysicalDeltaY = float(delta_cm)
+    ds.SequenceOfUltrasoundRegions = Sequence([region])
+    for k, v in attrs.items():
+        setattr(ds, k, v)
+    ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def npy_header_only(shape: tuple[int, ...]) -> bytes:
+    """A .npy file whose header declares ``shape`` (uint8) but which holds only 64 bytes of data."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + b"\x01" * 64
+
+
+def run_until_terminal(ctx: Any, job_id: str, max_runs: int = 10) -> Any:
+    """Call ``run_job`` the way a worker's retries would (TransientError → run again) until it ends."""
+    from models.errors import TransientError
+    from worker.runner import Outcome, run_job
+
+    outcome = None
+    for _ in range(max_runs):
+        try:
+            outcome = run_job(ctx, job_id)
+        except TransientError:
+            continue
+        if outcome is not Outcome.BUSY:
+            return outcome
+    raise AssertionError(f"job {job_id} not finished after {max_runs} runs ({outcome})")

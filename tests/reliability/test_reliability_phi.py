@@ -1,0 +1,138 @@
+"""PHI: a DICOM cine with planted (fake) patient values, uploaded under a file name holding the patient's name,
+goes through the API and the worker to a mesh.
+
+Searched afterwards for every planted value (and distinctive pieces of them): every log line of the API and
+the worker (stderr and the logging records), the Prometheus text, every object key in the store, every
+artifact downloaded over HTTP, the job resources (one, list), and the job table's idempotency keys. The
+DICOMweb STOW-RS route is checked the same way, except for its response, where the standard requires the
+instance UIDs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from reliability_kit import FAKE_PATIENT, dicom_bytes, find_needles, phi_needles
+from service_testkit import ApiHarness, embedded_settings, worker_context
+
+from worker.runner import Outcome, run_job
+
+NEEDLES = phi_needles()
+UIDS = [FAKE_PATIENT["StudyInstanceUID"], FAKE_PATIENT["SeriesInstanceUID"]]
+
+
+def cardiac_masks(n_frames: int = 10, shape: tuple[int, int] = (96, 72)) -> np.ndarray:
+    """(T, H, W) uint8 {0, 255}: an apex-up ellipse that contracts mid-cycle (a mask cine exported as DICOM)."""
+    h, w = shape
+    rr, cc = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.zeros((n_frames, h, w), np.uint8)
+    for k in range(n_frames):
+        s = 1.0 - 0.22 * math.sin(math.pi * k / (n_frames - 1))
+        a, b = 0.36 * h * s, 0.28 * w * math.sqrt(s)
+        out[k] = (((rr - 0.1 * h - a) / a) ** 2 + ((cc - w / 2) / b) ** 2 <= 1.0) * 255
+    return out
+
+
+@pytest.fixture()
+def phi_api(api_factory: Callable[..., ApiHarness], tmp_data_dir: Path, smoke_prior: Path,
+            one_torch_thread: None) -> ApiHarness:
+    return api_factory(embedded_settings(tmp_data_dir, prior_checkpoint=smoke_prior, device="cpu", log_level="DEBUG"))
+
+
+def _everything_the_service_exposed(api: ApiHarness, job_id: str) -> dict[str, bytes]:
+    """Name → bytes of every output, resource, metric and key the service produced for the job."""
+    auth = api.auth()
+    seen: dict[str, bytes] = {}
+    job = api.client.get(f"/v1/jobs/{job_id}", headers=auth)
+    seen["job resource"] = job.content
+    seen["job list"] = api.client.get("/v1/jobs", headers=auth).content
+    for name in job.json()["artifacts"]:
+        body = api.client.get(f"/v1/jobs/{job_id}/artifacts/{name}", headers=auth).content
+        seen[f"artifact {name}"] = body
+        if name == "meshes":
+            with zipfile.ZipFile(io.BytesIO(body)) as zf:
+                for member in zf.namelist():
+                    seen[f"artifact meshes/{member}"] = member.encode() + zf.read(member)
+    seen["metrics"] = api.client.get("/metrics").content
+    store = api.services.store
+    seen["object keys"] = "\n".join(store.list_keys("inputs/") + store.list_keys("outputs/")).encode()
+    from sqlalchemy import select
+
+    from service.db.models import Job
+
+    with api.services.sessions() as s:
+        rows = s.execute(select(Job.idempotency_key, Job.error_detail, Job.summary, Job.input_keys)).all()
+    seen["job table"] = json.dumps([list(map(str, r)) for r in rows]).encode()
+    return seen
+
+
+@pytest.mark.slow
+def test_planted_patient_values_appear_in_no_log_metric_key_or_output(phi_api: ApiHarness,
+                                                                      capfd: pytest.CaptureFixture[str],
+                                                                      caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    raw = dicom_bytes(cardiac_masks(), view="A4C", patient=FAKE_PATIENT)
+    assert len(find_needles(raw, NEEDLES)) >= 8  # the input really carries them
+    r = phi_api.client.post("/v1/studies", headers=phi_api.auth(), data={"profile": "smoke"},
+                            files=[("files", ("Quixote_Dulcinea_RelPHI4417_A4C.dcm", raw, "application/dicom"))])
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert run_job(worker_context(phi_api.services), job_id) is Outcome.SUCCEEDED, \
+        phi_api.services.jobs.get(job_id).error_detail  # type: ignore[union-attr]
+    seen = _everything_the_service_exposed(phi_api, job_id)
+    assert {"artifact report.json", "artifact mesh.glb", "artifact ed.ply", "artifact preview.png"} <= set(seen)
+    out, err = capfd.readouterr()
+    seen["stderr log lines"] = (out + err).encode()
+    seen["log records"] = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records).encode()
+    assert b"job_finished" in seen["stderr log lines"]  # the worker's log was captured
+    leaks = {where: found for where, blob in seen.items() if (found := find_needles(blob, NEEDLES))}
+    assert leaks == {}
+    print(f"FIGURE phi: {len(NEEDLES)} planted strings searched in {len(seen)} places "
+          f"({sum(len(b) for b in seen.values()) / 1e6:.1f} MB), job succeeded, 0 found")
+
+
+def _related(parts: list[bytes], boundary: str = "phiB0undary") -> tuple[bytes, str]:
+    out = io.BytesIO()
+    for raw in parts:
+        out.write(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + raw + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def test_stow_rs_keeps_patient_values_out_of_keys_logs_and_metrics(phi_api: ApiHarness,
+                                                                   capfd: pytest.CaptureFixture[str],
+                                                                   caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    body, ctype = _related([dicom_bytes(cardiac_masks(4), patient=FAKE_PATIENT)])
+    r = phi_api.client.post("/v1/dicomweb/studies", content=body, headers={**phi_api.auth(), "Content-Type": ctype})
+    assert r.status_code == 200, r.text
+    job_url = r.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+    job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
+    # the STOW-RS response may carry UIDs (the standard requires them), nothing else of the patient
+    patient_only = [n for n in NEEDLES if not any(n in uid for uid in UIDS)]
+    assert find_needles(r.content, patient_only) == []
+    seen: dict[str, Any] = {
+        "object keys": "\n".join(phi_api.services.store.list_keys("inputs/")),
+        "metrics": phi_api.client.get("/metrics").text,
+        "job resource": phi_api.client.get(f"/v1/jobs/{job_id}", headers=phi_api.auth()).text,
+    }
+    from sqlalchemy import select
+
+    from service.db.models import Job
+
+    with phi_api.services.sessions() as s:
+        seen["idempotency keys"] = "\n".join(str(k) for k in s.scalars(select(Job.idempotency_key)))
+    out, err = capfd.readouterr()
+    seen["stderr log lines"] = out + err
+    seen["log records"] = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
+    leaks = {where: found for where, blob in seen.items() if (found := find_needles(blob, NEEDLES))}
+    assert leaks == {}
