@@ -102,22 +102,6 @@ def stack_env(pg_url: str, redis_url: str, moto_control: MotoControl, smoke_prio
         client.close()
 
 
-@pytest.fixture()
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start worker subprocesses; every one is stopped at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], *, pool: str = "prefork", concurrency: int = 1,
-              name: str = "worker") -> WorkerProcess:
-        w = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log", pool=pool, concurrency=concurrency)
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
-
-
 @pytest.fixture(scope="module")
 def stack_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """One prefork ``echo4d worker`` (concurrency 1) serving the module's queue; its children may be killed."""

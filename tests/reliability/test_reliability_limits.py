@@ -162,3 +162,21 @@ def test_store_full_when_uploading_outputs_fails_the_job_cleanly(embedded: Calla
     assert "full" in (job.error_detail or "")
     assert _files_on(tiny_fs / "objects") == inputs  # inputs intact; no output, metadata or temp file left
     assert assert_jobs_consistent(api.services, [job_id]) == {"failed": 1}
+
+
+def test_store_full_between_data_and_metadata_leaves_nothing(tiny_fs: Path):
+    """The object fits to the last block but its metadata does not: neither may stay behind half-written
+    (before the fix, a 0-byte ``.meta`` JSON remained and the next ``stat`` of the key failed)."""
+    from models.errors import TransientError
+    from service.storage import LocalStore
+
+    store = LocalStore(tiny_fs / "objects")
+    store.ensure_ready()
+    for folder in (tiny_fs / "objects" / "inputs" / "j", tiny_fs / "objects" / ".meta" / "inputs" / "j"):
+        folder.mkdir(parents=True)
+    vfs = os.statvfs(tiny_fs)
+    size = vfs.f_bavail * vfs.f_frsize - 1
+    with pytest.raises(TransientError, match="full"):
+        store.put_stream("inputs/j/x.bin", io.BytesIO(os.urandom(size)), length=size)
+    assert _files_on(tiny_fs / "objects") == []
+    assert store.stat("inputs/j/x.bin") is None

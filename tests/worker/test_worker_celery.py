@@ -125,8 +125,9 @@ def test_study_to_mesh_end_to_end(stack: ApiHarness, make_study_zip):
 
     scene = trimesh.load(__import__("io").BytesIO(data), file_type="glb")
     assert len(scene.geometry) >= 1
-    rep = stack.client.get(f"/v1/jobs/{job_id}/artifacts/report.json", headers=stack.auth(), follow_redirects=True)
-    report = json.loads(rep.content)
+    rep = stack.client.get(f"/v1/jobs/{job_id}/artifacts/report.json", headers=stack.auth(), follow_redirects=False)
+    assert rep.status_code == 307
+    report = json.loads(httpx.get(rep.headers["location"]).content)
     from models.export.report import validate_report
 
     validate_report(report)
