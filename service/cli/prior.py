@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ def train_prior_command(
     steps: int | None = typer.Option(None, "--steps", help="Override the number of training steps."),
     n_eval: int | None = typer.Option(None, "--n-eval", help="Test subjects evaluated for the sidecar "
                                       "(default 5; 2 for smoke)."),
-    cache_dir: Path = typer.Option(Path(os.environ.get("ECHO4D_CACHE_DIR", DEFAULT_CACHE)), "--cache-dir",
+    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir",
                                    help="Where the training pool and resumable state are cached (outside git)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr."),
 ) -> None:
