@@ -17,7 +17,6 @@ or ``copy.deepcopy`` it first).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -29,7 +28,9 @@ from typing import Any, Final
 import torch
 
 from models import __version__ as CODE_VERSION
-from models.errors import ErrorCode, ModelError
+from models import checkpoint_files
+from models.checkpoint_files import file_sha256, invalid, sidecar_path, verified_sidecar
+from models.errors import ModelError
 from models.prior.config import PriorConfig, TrainConfig
 from models.prior.model import ShapePrior
 
@@ -39,17 +40,6 @@ CHECKPOINT_FORMAT: Final = "echo4d-prior/1"
 DEFAULT_CHECKPOINT: Final[Path] = Path(__file__).resolve().parents[1] / "checkpoints" / "shape_prior.pt"
 MAX_CURVE_POINTS: Final = 100
 
-
-def sidecar_path(path: str | Path) -> Path:
-    return Path(path).with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def summarise_curves(curves: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -98,33 +88,18 @@ def save_prior(prior: ShapePrior, path: str | Path, *, train_config: TrainConfig
 
 
 def _invalid(detail: str) -> ModelError:
-    return ModelError(detail, code=ErrorCode.CHECKPOINT_INVALID, field="checkpoint")
+    return invalid(detail, "checkpoint")
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """The parsed sidecar of checkpoint ``path`` (no checksum verification)."""
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise _invalid(f"shape prior checkpoint sidecar {side.name} is missing")
-    try:
-        doc = json.loads(side.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _invalid(f"shape prior sidecar {side.name} is not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise _invalid(f"shape prior sidecar {side.name} is not an {CHECKPOINT_FORMAT} sidecar")
-    return doc
+    return checkpoint_files.read_sidecar(path, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
 
 
 def load_prior(path: str | Path, device: torch.device | str = "cpu") -> ShapePrior:
     """Load a checkpoint after verifying its sha256 and config against the sidecar; model in eval mode."""
     pt = Path(path)
-    if not pt.is_file():
-        raise _invalid(f"shape prior checkpoint {pt.name} not found (expected at {pt})")
-    doc = read_sidecar(pt)
-    digest = file_sha256(pt)
-    if digest != doc.get("sha256"):
-        raise _invalid(f"shape prior checkpoint {pt.name} is corrupt: sha256 {digest[:12]}… does not match "
-                       f"the sidecar's {str(doc.get('sha256'))[:12]}…")
+    doc, digest = verified_sidecar(pt, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
     try:
         payload = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of every kind

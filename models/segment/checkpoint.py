@@ -13,7 +13,6 @@ A checkpoint is a pair of files, like the shape prior's (``models/prior/checkpoi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,7 +24,9 @@ from typing import Any, Final
 import torch
 
 from models import __version__ as CODE_VERSION
-from models.errors import ErrorCode, ModelError
+from models import checkpoint_files
+from models.checkpoint_files import file_sha256, invalid, sidecar_path, verified_sidecar
+from models.errors import ModelError
 from models.segment.network import SegmenterConfig, UNet
 
 logger = logging.getLogger(__name__)
@@ -34,17 +35,6 @@ CHECKPOINT_FORMAT: Final = "echo4d-segmenter/1"
 DEFAULT_CHECKPOINT: Final[Path] = Path(__file__).resolve().parents[1] / "checkpoints" / "segmenter.pt"
 MAX_CURVE_POINTS: Final = 100
 
-
-def sidecar_path(path: str | Path) -> Path:
-    return Path(path).with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _thin(values: Sequence[float]) -> list[float]:
@@ -89,33 +79,18 @@ def save_checkpoint(model: UNet, path: str | Path, *, train_config: Mapping[str,
 
 
 def _invalid(detail: str) -> ModelError:
-    return ModelError(detail, code=ErrorCode.CHECKPOINT_INVALID, field="segmenter")
+    return invalid(detail, "segmenter")
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """The parsed sidecar of checkpoint ``path`` (no checksum verification)."""
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise _invalid(f"segmenter sidecar {side.name} is missing")
-    try:
-        doc = json.loads(side.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _invalid(f"segmenter sidecar {side.name} is not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise _invalid(f"segmenter sidecar {side.name} is not an {CHECKPOINT_FORMAT} sidecar")
-    return doc
+    return checkpoint_files.read_sidecar(path, CHECKPOINT_FORMAT, "segmenter", "segmenter")
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict[str, Any]]:
     """(model in eval mode, sidecar) after verifying the sha256 and config against the sidecar."""
     pt = Path(path)
-    if not pt.is_file():
-        raise _invalid(f"segmenter checkpoint {pt.name} not found (expected at {pt})")
-    doc = read_sidecar(pt)
-    digest = file_sha256(pt)
-    if digest != doc.get("sha256"):
-        raise _invalid(f"segmenter checkpoint {pt.name} is corrupt: sha256 {digest[:12]}… does not match the "
-                       f"sidecar's {str(doc.get('sha256'))[:12]}…")
+    doc, digest = verified_sidecar(pt, CHECKPOINT_FORMAT, "segmenter", "segmenter")
     try:
         payload = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from models.checkpoint_files import file_sha256
 from models.errors import ErrorCode, ModelError
-from models.segment.checkpoint import CHECKPOINT_FORMAT, DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
+from models.segment.checkpoint import CHECKPOINT_FORMAT, DEFAULT_CHECKPOINT, load_checkpoint
 from models.segment.letterbox import letterbox, normalise, unletterbox
 from models.segment.network import UNet
 from models.segment.protocol import Segmenter

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.checkpoint_files import file_sha256
 from models.errors import ErrorCode, ModelError
-from models.prior.checkpoint import file_sha256, load_prior, read_sidecar, save_prior
+from models.prior.checkpoint import load_prior, read_sidecar, save_prior
 from models.prior.config import TrainConfig
 from models.prior.model import ShapePrior
 

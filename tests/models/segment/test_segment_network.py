@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoint_files import file_sha256
 from models.errors import ErrorCode, ModelError
-from models.segment.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from models.segment.checkpoint import load_checkpoint, save_checkpoint
 from models.segment.letterbox import Box, letterbox, unletterbox
 from models.segment.network import SegmenterConfig, UNet
 from models.segment.protocol import Segmenter
