@@ -1,4 +1,4 @@
-"""The reconciler: makes the broker agree with the job table (the source of truth), periodically.
+"""The reconciler: makes the broker and the object store agree with the job table (the source of truth), periodically.
 
 One pass:
 1. running jobs whose heartbeat is stale (their worker died): back to queued and re-enqueued,
@@ -8,28 +8,40 @@ One pass:
    the broker's queue and unacked set are scanned, so a job still held there is left alone;
    other brokers fall back to age (``requeue_after_s``): a duplicate message is harmless because
    claiming is atomic;
-3. due webhook deliveries are retried.
-Every write is a guarded UPDATE, so several reconcilers (API replicas) can run concurrently.
+3. due webhook deliveries are retried;
+4. the orphan sweep (at most every ``orphan_grace_s / 4``, and again on the next pass after one that failed):
+   store objects no job needs are deleted: the outputs of failed and cancelled jobs (left behind when the
+   store was down at the job's own cleanup, or uploaded by a worker whose claim was taken over), and inputs
+   or outputs whose job has no row once the newest object of that job's folder is older than
+   ``orphan_grace_s`` (a submission that crashed between storing its inputs and inserting its row; a
+   submission still uploading is younger than that, so it is never touched).
+Every write is a guarded UPDATE, so several reconcilers (API replicas) can run concurrently; the sweep
+only deletes what no job can use again, so running it twice, or in two replicas, is harmless.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
-from models.errors import Echo4DError, ErrorCode, TransientError
+from models.errors import Echo4DError, ErrorCode, InputError, TransientError
 from service.config import Settings
 from service.db.jobs import JobError, JobRepository
-from service.db.models import utcnow
+from service.db.models import JobStatus, utcnow
 from service.metrics import Metrics
 from service.queue import JobQueue, LocalQueue
-from service.storage import ObjectStore
+from service.storage import ListedObject, ObjectStore, check_key
 from service.webhooks import WebhookSender
 
 log = structlog.get_logger(__name__)
+
+SWEEP_AREAS = ("outputs", "inputs")
+SWEEP_BATCH = 200  # job folders looked up in the job table with one query
+_ENDED_UNSUCCESSFULLY = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 
 @dataclass
@@ -38,6 +50,8 @@ class ReconcileReport:
     failed_stale: int = 0
     reenqueued: int = 0
     webhooks: int = 0
+    orphan_outputs: int = 0  # job folders deleted under outputs/ (failed or cancelled job, or no row)
+    orphan_inputs: int = 0  # job folders deleted under inputs/ (no row, older than orphan_grace_s)
 
 
 class Reconciler:
@@ -49,6 +63,12 @@ class Reconciler:
         self._store = store
         self._metrics = metrics
         self._webhooks = webhooks
+        self._last_sweep: datetime | None = None
+
+    @property
+    def sweep_every_s(self) -> float:
+        """Period of the orphan sweep (it lists both areas of the store, so not on every pass)."""
+        return max(self._settings.reconcile_interval_s, self._settings.orphan_grace_s / 4)
 
     def run_once(self, now: datetime | None = None) -> ReconcileReport:
         now = now or utcnow()
@@ -57,9 +77,68 @@ class Reconciler:
         self._reenqueue_lost(now, report)
         if self._webhooks is not None:
             report.webhooks = self._webhooks.deliver_due(now)
-        if report.requeued_stale or report.failed_stale or report.reenqueued:
+        if self._sweep_due(now):
+            self.sweep_orphans(now, report)
+        if report.requeued_stale or report.failed_stale or report.reenqueued or report.orphan_outputs \
+                or report.orphan_inputs:
             log.info("reconciled", **vars(report))
         return report
+
+    def _sweep_due(self, now: datetime) -> bool:
+        last = self._last_sweep
+        return last is None or now < last or (now - last).total_seconds() >= self.sweep_every_s
+
+    def sweep_orphans(self, now: datetime | None = None, report: ReconcileReport | None = None) -> ReconcileReport:
+        """Delete the store objects no job needs (see the module docstring); returns the counts.
+
+        Idempotent. A store or database that fails part-way (down, or down again) ends this sweep with a
+        warning and leaves the rest for the next pass, which tries again: the sweep is not marked done."""
+        now = now or utcnow()
+        report = report if report is not None else ReconcileReport()
+        try:
+            for area in SWEEP_AREAS:
+                self._sweep_area(area, now, report)
+        except Echo4DError as exc:
+            log.warning("orphan_sweep_interrupted", code=exc.code.value, orphan_outputs=report.orphan_outputs,
+                        orphan_inputs=report.orphan_inputs)
+            self._metrics.reconciler_actions.labels("sweep_interrupted").inc()
+            return report
+        self._last_sweep = now
+        return report
+
+    def _sweep_area(self, area: str, now: datetime, report: ReconcileReport) -> None:
+        old_before = now - timedelta(seconds=self._settings.orphan_grace_s)
+        batch: dict[str, datetime] = {}
+        for job_id, newest in _job_folders(area, self._store.list_objects(f"{area}/")):
+            batch[job_id] = newest
+            if len(batch) >= SWEEP_BATCH:
+                self._sweep_batch(area, batch, old_before, report)
+                batch = {}
+        if batch:
+            self._sweep_batch(area, batch, old_before, report)
+
+    def _sweep_batch(self, area: str, folders: dict[str, datetime], old_before: datetime,
+                     report: ReconcileReport) -> None:
+        statuses = self._jobs.statuses(folders)
+        for job_id, newest in folders.items():
+            status = statuses.get(job_id)
+            if status is None:  # no row: a crashed submission, or a row deleted since; only once old enough
+                if newest >= old_before:
+                    continue
+                reason = "no_job_row"
+            elif area == "outputs" and status in _ENDED_UNSUCCESSFULLY:
+                reason = status  # terminal: nothing will ever serve or rewrite these outputs
+            else:
+                continue
+            deleted = self._store.delete_prefix(f"{area}/{job_id}/")
+            if not deleted:
+                continue
+            if area == "outputs":
+                report.orphan_outputs += 1
+            else:
+                report.orphan_inputs += 1
+            self._metrics.reconciler_actions.labels(f"orphan_{area}").inc()
+            log.info("orphans_deleted", area=area, job_id=job_id, objects=deleted, reason=reason)
 
     def recover_orphans(self) -> ReconcileReport:
         """Embedded start-up: this process is the only worker, so every 'running' job is an orphan."""
@@ -116,6 +195,32 @@ class Reconciler:
             log.warning("reenqueue_failed", job_id=job_id)
             return False
         return True
+
+
+def _job_folders(area: str, objects: Iterator[ListedObject]) -> Iterator[tuple[str, datetime]]:
+    """``(job id, newest modification)`` per folder ``{area}/{job id}/`` of a key-ordered listing (a folder's keys
+    come together). Keys outside such a folder, and folder names that are not safe keys, are skipped."""
+    current: tuple[str, datetime] | None = None
+    for obj in objects:
+        parts = obj.key.split("/")
+        if len(parts) < 3 or parts[0] != area or not _safe_folder(area, parts[1]):
+            continue
+        if current is not None and current[0] == parts[1]:
+            current = (parts[1], max(current[1], obj.modified))
+            continue
+        if current is not None:
+            yield current
+        current = (parts[1], obj.modified)
+    if current is not None:
+        yield current
+
+
+def _safe_folder(area: str, name: str) -> bool:
+    try:
+        check_key(f"{area}/{name}")
+    except InputError:
+        return False
+    return True
 
 
 class ReconcilerThread(threading.Thread):

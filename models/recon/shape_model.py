@@ -3,7 +3,7 @@
 :class:`ReconPrior` holds a conditional SDF decoder ``f(z (B, L), x (B, N, 3) mm) -> (B, N) mm``
 (negative inside), the latent statistics used by the plausibility term, and a per-frame
 encoder. :meth:`ReconPrior.from_shape_prior` adapts :class:`models.prior.model.ShapePrior`;
-tests build one directly around an analytic decoder (:mod:`models.recon.analytic`).
+tests build one directly around an analytic decoder (`tests/models/recon/recon_analytic.py`).
 """
 
 from __future__ import annotations

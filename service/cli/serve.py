@@ -154,7 +154,8 @@ def migrate_cmd(data_dir: DataDir = None) -> None:
 
 @admin_app.command("reconcile")
 def reconcile_cmd(data_dir: DataDir = None) -> None:
-    """Run one reconciler pass (requeue lost or stale jobs, retry webhooks) and print what it did."""
+    """Run one reconciler pass (requeue lost or stale jobs, retry webhooks, sweep orphaned store objects) and print
+    what it did."""
     with user_errors():
         from service.context import build_services
         from service.webhooks import WebhookSender

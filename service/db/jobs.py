@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -264,6 +264,14 @@ class JobRepository:
         values |= {"finished_at": now, "updated_at": now, "claim_token": None,
                    "webhook_state": _webhook_state_for(Job.callback_url), "webhook_next_at": now}
         return self._exec(q.values(**values))
+
+    def statuses(self, job_ids: Collection[str]) -> dict[str, str]:
+        """Status of each of ``job_ids`` that has a row, in one query (an id without a row is absent)."""
+        if not job_ids:
+            return {}
+        with transient_db(), self._sessions() as s:
+            rows = s.execute(select(Job.id, Job.status).where(Job.id.in_(list(job_ids)))).all()
+        return {str(job_id): str(status) for job_id, status in rows}
 
     # ------------------------------------------------------------------ webhooks (outbox)
     def webhooks_due(self, now: datetime, limit: int = 50) -> list[Job]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from service.config import Settings
-from service.storage.base import ObjectInfo, ObjectStore, check_key, input_key, output_key
+from service.storage.base import ListedObject, ObjectInfo, ObjectStore, check_key, input_key, output_key
 from service.storage.local import LocalStore
 
-__all__ = ["LocalStore", "ObjectInfo", "ObjectStore", "build_store", "check_key", "input_key", "output_key"]
+__all__ = ["ListedObject", "LocalStore", "ObjectInfo", "ObjectStore", "build_store", "check_key", "input_key",
+           "output_key"]
 
 
 def build_store(settings: Settings) -> ObjectStore:

@@ -29,6 +29,15 @@ class ObjectInfo:
     modified: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """One entry of a listing: what a sweep needs to judge an object without reading it."""
+
+    key: str
+    size: int
+    modified: datetime  # last write, timezone-aware UTC
+
+
 def check_key(key: str) -> str:
     """Reject keys that could escape a folder or carry odd characters."""
     if len(key) > 512 or not _KEY_RE.match(key) or ".." in key.split("/"):
@@ -74,6 +83,11 @@ class ObjectStore(Protocol):
         ...
 
     def list_keys(self, prefix: str) -> list[str]:
+        ...
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """Objects under ``prefix`` in key order (so the keys of one folder come together), with size and
+        last-modified time; lazily, page by page on S3. Objects still being written are not listed."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from models.errors import ErrorCode, TransientError
-from service.storage.base import CHUNK_BYTES, ObjectInfo, check_key
+from service.storage.base import CHUNK_BYTES, ListedObject, ObjectInfo, check_key
 
 _META = ".meta"
 
@@ -114,18 +114,32 @@ class LocalStore:
             shutil.copyfile(self._path(key), dest)
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix.rstrip("/")
-        if not base.is_dir():
-            return [prefix] if base.is_file() else []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
-                      if p.is_file() and not p.name.startswith(".upload-"))
+        base = self.root / check_key(prefix.rstrip("/"))  # a folder prefix; never one that leaves the root
+        with _store_errors():
+            if not base.is_dir():
+                return [prefix] if base.is_file() else []
+            return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                          if p.is_file() and not p.name.startswith(".upload-"))
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """In key order; a temporary ``.upload-*`` file (a write in progress) is not an object yet."""
+        for key in self.list_keys(prefix):
+            try:
+                st = (self.root / key).stat()  # listed from this folder: no key check (a stray name must not stop it)
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            except OSError as exc:
+                raise TransientError("the local object store cannot be read", code=ErrorCode.STORE_UNAVAILABLE) from exc
+            yield ListedObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` and its metadata (also when one of the two is already gone)."""
         keys = self.list_keys(prefix)
-        for key in keys:
-            with contextlib.suppress(FileNotFoundError):
-                self._path(key).unlink()
-                self._meta_path(key).unlink()
+        with _store_errors():
+            for key in keys:
+                for path in (self.root / key, self.root / _META / (key + ".json")):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
         return len(keys)
 
     def presigned_url(self, key: str, ttl_s: int, download_name: str | None = None) -> str | None:

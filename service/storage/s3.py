@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -14,7 +14,7 @@ from minio import Minio
 from minio.error import MinioException, S3Error
 
 from models.errors import ErrorCode, TransientError
-from service.storage.base import CHUNK_BYTES, ObjectInfo, check_key
+from service.storage.base import CHUNK_BYTES, ListedObject, ObjectInfo, check_key
 
 PART_BYTES = 16 * 1024 * 1024  # multipart upload part size: bounded memory for any object size
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound")
@@ -91,6 +91,15 @@ class MinioStore:
         with _s3_errors():
             return sorted(str(o.object_name) for o in
                           self._client.list_objects(bucket_name=self.bucket, prefix=prefix, recursive=True))
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """In key order (S3 lists lexicographically), one page of up to 1000 keys per request."""
+        with _s3_errors():
+            for o in self._client.list_objects(bucket_name=self.bucket, prefix=prefix, recursive=True):
+                if o.object_name is None or o.is_dir:
+                    continue
+                # no time: treat it as written just now, so that no age-based sweep ever deletes it
+                yield ListedObject(str(o.object_name), int(o.size or 0), o.last_modified or datetime.now(UTC))
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list_keys(prefix)

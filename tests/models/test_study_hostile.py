@@ -9,24 +9,20 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import stat
 import struct
-import tracemalloc
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hostile_kit import MiB, deadline, npy_bytes, patch_entry, refused, symlink_member, zip_bytes
 
 from models.archive import MAX_ZIP_MEMBERS
 from models.errors import ErrorCode, InputError
 from models.study import Study, StudyLimits, ViewSequence, load_study, save_study
-
-MiB = 1 << 20
 
 
 def _masks(t: int = 4, h: int = 64, w: int = 48) -> np.ndarray:
@@ -37,88 +33,25 @@ def _masks(t: int = 4, h: int = 64, w: int = 48) -> np.ndarray:
 MASKS = _masks()
 
 
-def _npy(arr: Any) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=True)
-    return buf.getvalue()
-
-
 def _manifest(**a4c: Any) -> dict[str, Any]:
     view = {"masks": "A4C.npy", "pixel_spacing_mm": [0.5, 0.5], "fps": 30.0, **a4c}
     return {"format": "echo4d-study/1", "views": {"A4C": view}}
 
 
 MANIFEST = json.dumps(_manifest()).encode()
-NPY = _npy(MASKS)
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging) when the body runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+NPY = npy_bytes(MASKS)
 
 
 def load_hostile(path: Path, limits: StudyLimits = StudyLimits(), seconds: float = 5.0) -> tuple[InputError, int]:
     """Load ``path``, expecting an InputError; returns it and the peak traced allocation in bytes."""
-    tracemalloc.start()
-    try:
-        with deadline(seconds), pytest.raises(InputError) as err:
-            load_study(path, limits)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert len(str(err.value)) < 400, "messages never echo kilobytes of hostile input"
-    return err.value, peak
+    return refused(lambda: load_study(path, limits), seconds)
 
 
 # ----------------------------------------------------------------------------- zip archives
 
 
-def zip_bytes(entries: list[tuple[str | zipfile.ZipInfo, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in entries:
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def patch_entry(data: bytes, name: bytes, *, flags: int = 0, file_size: int | None = None,
-                new_name: bytes | None = None) -> bytes:
-    """Edit the local and central headers of the entry ``name``: OR ``flags``, set the size, rename (same length)."""
-    raw = bytearray(data)
-    for sig, name_at, len_at, flag_at, size_at in ((b"PK\x03\x04", 30, 26, 6, 22), (b"PK\x01\x02", 46, 28, 8, 24)):
-        j = raw.find(sig)
-        while j >= 0:
-            n = struct.unpack_from("<H", raw, j + len_at)[0]
-            if raw[j + name_at : j + name_at + n] == name:
-                struct.pack_into("<H", raw, j + flag_at, struct.unpack_from("<H", raw, j + flag_at)[0] | flags)
-                if file_size is not None:
-                    struct.pack_into("<I", raw, j + size_at, file_size)
-                if new_name is not None:
-                    assert len(new_name) == n
-                    raw[j + name_at : j + name_at + n] = new_name
-            j = raw.find(sig, j + 4)
-    return bytes(raw)
-
-
 def bundle_zip(*extra: tuple[str | zipfile.ZipInfo, bytes], npy: bytes = NPY) -> bytes:
     return zip_bytes([("study.json", MANIFEST), ("A4C.npy", npy), *extra])
-
-
-def _symlink(name: str, target: bytes) -> tuple[zipfile.ZipInfo, bytes]:
-    info = zipfile.ZipInfo(name)
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    return info, target
 
 
 def _bzip2() -> bytes:
@@ -174,9 +107,9 @@ ZIP_ATTACKS: dict[str, tuple[Callable[[], bytes], ErrorCode]] = {
     "windows_traversal": (lambda: bundle_zip(("..\\x", b"x")), ErrorCode.UNSAFE_ARCHIVE),
     "manifest_via_traversal": (lambda: zip_bytes([("../study.json", MANIFEST), ("../A4C.npy", NPY)]),
                                ErrorCode.UNSAFE_ARCHIVE),
-    "symlink_member": (lambda: zip_bytes([("study.json", MANIFEST), _symlink("A4C.npy", b"/etc/passwd")]),
+    "symlink_member": (lambda: zip_bytes([("study.json", MANIFEST), symlink_member("A4C.npy", b"/etc/passwd")]),
                        ErrorCode.UNSAFE_ARCHIVE),
-    "symlink_extra": (lambda: bundle_zip(_symlink("link", b"/")), ErrorCode.UNSAFE_ARCHIVE),
+    "symlink_extra": (lambda: bundle_zip(symlink_member("link", b"/")), ErrorCode.UNSAFE_ARCHIVE),
     "nul_in_name": (lambda: patch_entry(bundle_zip(("abc.npy", b"x")), b"abc.npy", new_name=b"a\x00c.npy"),
                     ErrorCode.UNSAFE_ARCHIVE),
     "duplicate_member": (lambda: bundle_zip(("A4C.npy", b"another body")), ErrorCode.UNSAFE_ARCHIVE),
@@ -403,10 +336,10 @@ NPY_ATTACKS: dict[str, tuple[bytes, ErrorCode]] = {
     "shape_wraps_int64": (_header("|u1", (2, 2**62, 4)) + bytes(64), ErrorCode.TOO_LARGE),
     "within_limits_but_no_data": (_header("|u1", (500, 300, 300)) + bytes(64), ErrorCode.CORRUPT_FILE),
     "negative_shape": (_header("|u1", (-1, 64, 48)) + bytes(64), ErrorCode.CORRUPT_FILE),
-    "zero_d": (_npy(np.uint8(1)), ErrorCode.BAD_DIMENSIONS),
-    "unicode_dtype": (_npy(np.full((4, 64, 48), "1")), ErrorCode.BAD_DTYPE),
-    "structured_dtype": (_npy(np.zeros((4, 64, 48), dtype=[("a", "u1")])), ErrorCode.BAD_DTYPE),
-    "complex_dtype": (_npy(MASKS.astype(np.complex64)), ErrorCode.BAD_DTYPE),
+    "zero_d": (npy_bytes(np.uint8(1)), ErrorCode.BAD_DIMENSIONS),
+    "unicode_dtype": (npy_bytes(np.full((4, 64, 48), "1")), ErrorCode.BAD_DTYPE),
+    "structured_dtype": (npy_bytes(np.zeros((4, 64, 48), dtype=[("a", "u1")])), ErrorCode.BAD_DTYPE),
+    "complex_dtype": (npy_bytes(MASKS.astype(np.complex64)), ErrorCode.BAD_DTYPE),
     "void_dtype_of_1_GiB_items": (_header("|V1073741824", (2, 16, 16)) + bytes(64), ErrorCode.BAD_DTYPE),
     "unknown_format_version": (b"\x93NUMPY\x09\x00" + NPY[8:], ErrorCode.CORRUPT_FILE),
     "header_of_20000_bytes": (b"\x93NUMPY\x02\x00" + struct.pack("<I", 20000) + b"{" + b" " * 19999,
@@ -430,7 +363,7 @@ def test_object_arrays_are_never_unpickled(shape: tuple[int, ...], tmp_path: Pat
     arr = np.empty(shape, dtype=object)
     arr.reshape(-1)[0] = _Trap(marker)
     d = _folder(tmp_path)
-    (d / "A4C.npy").write_bytes(_npy(arr))
+    (d / "A4C.npy").write_bytes(npy_bytes(arr))
     err, _ = load_hostile(d)
     assert err.code is ErrorCode.BAD_DTYPE
     assert not marker.exists()
@@ -439,13 +372,13 @@ def test_object_arrays_are_never_unpickled(shape: tuple[int, ...], tmp_path: Pat
 @pytest.mark.parametrize("variant", ["fortran", "big_endian_u2", "big_endian_i8", "bool", "version_2"])
 def test_unusual_but_valid_npy_layouts_load_exactly(variant: str, tmp_path: Path) -> None:
     if variant == "fortran":
-        raw = _npy(np.asfortranarray(MASKS))
+        raw = npy_bytes(np.asfortranarray(MASKS))
     elif variant == "bool":
-        raw = _npy(MASKS.astype(bool))
+        raw = npy_bytes(MASKS.astype(bool))
     elif variant == "version_2":
         raw = _header("|u1", MASKS.shape, version=(2, 0)) + MASKS.tobytes()
     else:
-        raw = _npy(MASKS.astype(">u2" if variant == "big_endian_u2" else ">i8"))
+        raw = npy_bytes(MASKS.astype(">u2" if variant == "big_endian_u2" else ">i8"))
     d = _folder(tmp_path)
     (d / "A4C.npy").write_bytes(raw)
     masks = load_study(d).views["A4C"].masks

@@ -73,11 +73,18 @@ def moto_control() -> Iterator[MotoControl]:
 
 
 @pytest.fixture(scope="module")
-def stack_env(pg_url: str, redis_url: str, moto_control: MotoControl, smoke_prior: Path,
-              tmp_path_factory: pytest.TempPathFactory, session_tag: str) -> Iterator[dict[str, str]]:
+def stack_env(stack_env_base: dict[str, str], smoke_prior: Path) -> dict[str, str]:
+    """``stack_env_base`` plus the smoke prior: the stack of the tests whose jobs must reconstruct."""
+    return {**stack_env_base, "ECHO4D_PRIOR_CHECKPOINT": str(smoke_prior)}
+
+
+@pytest.fixture(scope="module")
+def stack_env_base(pg_url: str, redis_url: str, moto_control: MotoControl, tmp_path_factory: pytest.TempPathFactory,
+                   session_tag: str) -> Iterator[dict[str, str]]:
     """ECHO4D_* variables of one module's stack: PostgreSQL, a Redis queue and a bucket of its own, fast
     heartbeats (0.5 s, stale after 6 s: importing torch can starve the heartbeat thread for seconds on a busy
-    machine), a reconciler every second, the smoke prior, 3 attempts, retry backoff 2.5-5 s then 5-10 s."""
+    machine), a reconciler every second, 3 attempts, retry backoff 2.5-5 s then 5-10 s; no prior (the tests
+    whose jobs never reach the reconstruction need none; ``stack_env`` adds the smoke prior)."""
     import redis
 
     if not moto_control.running:
@@ -88,7 +95,7 @@ def stack_env(pg_url: str, redis_url: str, moto_control: MotoControl, smoke_prio
         "ECHO4D_DATABASE_URL": pg_url, "ECHO4D_BROKER_URL": redis_url, "ECHO4D_QUEUE_NAME": queue,
         "ECHO4D_STORE_BACKEND": "minio", "ECHO4D_S3_ENDPOINT": moto_control.endpoint,
         "ECHO4D_S3_BUCKET": f"echo4d-rel-{tag}", "ECHO4D_S3_ACCESS_KEY": "testing", "ECHO4D_S3_SECRET_KEY": "testing",
-        "ECHO4D_DATA_DIR": str(tmp_path_factory.mktemp("stack-var")), "ECHO4D_PRIOR_CHECKPOINT": str(smoke_prior),
+        "ECHO4D_DATA_DIR": str(tmp_path_factory.mktemp("stack-var")),
         "ECHO4D_HEARTBEAT_INTERVAL_S": "0.5", "ECHO4D_HEARTBEAT_STALE_S": "6", "ECHO4D_RECONCILE_INTERVAL_S": "1",
         "ECHO4D_REQUEUE_AFTER_S": "2", "ECHO4D_JOB_MAX_ATTEMPTS": "3", "ECHO4D_RETRY_BACKOFF_MAX_S": "10",
         "ECHO4D_WORKER_METRICS_PORT": "0", "ECHO4D_API_KEY_PEPPER": "rel-pepper", "ECHO4D_RATE_LIMIT_PER_MINUTE": "0",

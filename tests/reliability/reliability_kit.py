@@ -156,6 +156,35 @@ class MotoControl:
         return self._server is not None
 
 
+class BlackHole:
+    """A TCP port that accepts connections and never answers (a hung store, or a network that drops replies):
+    the kernel completes the handshakes, nobody reads the requests. Unlike a stopped server, a client waits
+    for its read timeout (the minio client's is 120 s) instead of failing at once."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._sock: socket.socket | None = None
+
+    def __enter__(self) -> BlackHole:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self._sock = sock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sock is not None:
+            self._sock.close()  # the connections still waiting are reset
+            self._sock = None
+
+
+def remount(mount: Path, *, read_only: bool) -> None:
+    """Remount a tmpfs read-only (writes and deletes fail with EROFS, as on a failing disk) or read-write."""
+    subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mount)], check=True,
+                   capture_output=True, timeout=15)
+
+
 class WorkerProcess:
     """An ``echo4d worker`` subprocess (solo or prefork) with its log in a file."""
 

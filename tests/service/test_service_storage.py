@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,57 @@ def test_streaming_upload_of_unknown_length(store: ObjectStore):
     assert store.stat("inputs/j/big.bin").size == info.size  # type: ignore[union-attr]
 
 
+def test_list_objects_in_key_order_with_size_and_time(store: ObjectStore):
+    before = datetime.now(UTC) - timedelta(seconds=2)  # S3 listings carry whole seconds
+    for key in ("inputs/b/2.bin", "inputs/a/x.bin", "inputs/b/1.bin", "inputs/a-b/y.bin", "outputs/a/mesh.glb"):
+        store.put_stream(key, io.BytesIO(b"abc"), length=3)
+    after = datetime.now(UTC) + timedelta(seconds=2)
+    listed = list(store.list_objects("inputs/"))
+    assert [o.key for o in listed] == ["inputs/a-b/y.bin", "inputs/a/x.bin", "inputs/b/1.bin", "inputs/b/2.bin"]
+    assert all(o.size == 3 and o.modified.tzinfo is not None and before <= o.modified <= after for o in listed)
+    assert [o.key for o in store.list_objects("inputs/b/")] == ["inputs/b/1.bin", "inputs/b/2.bin"]
+    assert list(store.list_objects("inputs/none/")) == []
+
+
+def test_an_object_being_written_is_neither_listed_nor_deleted_on_a_folder(tmp_path: Path):
+    """The folder store writes to a temporary file first: a listing or a delete in the middle of a write sees
+    nothing under that key (S3 shows an object only once its upload completed), and the write still lands."""
+    store = LocalStore(tmp_path / "objects")
+    store.ensure_ready()
+    seen: dict[str, object] = {}
+
+    class _Probe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == 1:
+                b[:4] = b"half"
+                return 4
+            seen["listed"] = [o.key for o in store.list_objects("inputs/")]
+            seen["deleted"] = store.delete_prefix("inputs/j/")
+            return 0
+
+    store.put_stream("inputs/j/a.bin", _Probe(), length=None)
+    assert seen == {"listed": [], "deleted": 0}
+    assert store.list_keys("inputs/j/") == ["inputs/j/a.bin"] and store.stat("inputs/j/a.bin").size == 4  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("prefix", ["../", "inputs/../../", "/etc/"])
+def test_a_folder_store_never_lists_or_deletes_outside_its_root(tmp_path: Path, prefix: str):
+    (tmp_path / "outside.txt").write_text("keep")
+    store = LocalStore(tmp_path / "objects")
+    store.ensure_ready()
+    for op in (store.list_keys, store.delete_prefix, lambda p: list(store.list_objects(p))):
+        with pytest.raises(InputError):
+            op(prefix)
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
 def test_presigned_url_only_on_minio(store: ObjectStore):
     store.put_stream("outputs/j/r.json", io.BytesIO(b'{"a": 1}'), length=8, content_type="application/json")
     url = store.presigned_url("outputs/j/r.json", 60, "r.json")
@@ -96,10 +148,13 @@ def test_key_builders():
     assert output_key("abc", "mesh.glb") == "outputs/abc/mesh.glb"
 
 
-def test_unreachable_minio_is_transient():
+@pytest.mark.parametrize("op", ["ping", "list_objects", "delete_prefix"])
+def test_unreachable_minio_is_transient(op: str):
     dead = MinioStore("127.0.0.1:9", "a", "b", "nobucket")
+    calls = {"ping": dead.ping, "list_objects": lambda: list(dead.list_objects("outputs/")),
+             "delete_prefix": lambda: dead.delete_prefix("outputs/j/")}
     with pytest.raises(TransientError) as err:
-        dead.ping()
+        calls[op]()
     assert err.value.code.value == "store_unavailable"
 
 

@@ -13,17 +13,14 @@ import io
 import json
 import math
 import os
-import signal
 import struct
-import tracemalloc
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hostile_kit import npy_bytes, traced, zip_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest_builders import base_masks, dicom_dataset, png_bytes, write_nifti, write_video
@@ -44,32 +41,10 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=EXA
                                        HealthCheck.data_too_large])
 
 
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"a loader call ran longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def only_study_or_input_error(call: Callable[[], Study]) -> Study | InputError:
     """Run one loader call under the time and memory bounds; any exception but InputError propagates."""
-    tracemalloc.start()
-    try:
-        with deadline(SECONDS):
-            try:
-                out: Study | InputError = call()
-            except InputError as exc:
-                out = exc
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    out, peak = traced(call, SECONDS, timeout_message="a loader call ran longer than {seconds} s",
+                       max_message_chars=600)
     assert peak < MAX_PEAK, f"{peak} bytes allocated for a few-kilobyte input"
     if isinstance(out, Study):
         assert out.views, "a study always has at least one view"
@@ -77,25 +52,11 @@ def only_study_or_input_error(call: Callable[[], Study]) -> Study | InputError:
             assert view.masks.dtype == np.uint8 and view.masks.ndim == 3 and set(np.unique(view.masks)) == {0, 1}
             assert all(0 < s < math.inf for s in view.pixel_spacing_mm) and 0 < view.fps < math.inf
     else:
-        assert out.code.value and len(str(out)) < 600
+        assert out.code.value
     return out
 
 
 # ----------------------------------------------------------------------------- valid seeds
-
-
-def _npy(arr: Any) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr)
-    return buf.getvalue()
-
-
-def _zip(entries: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries:
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def _dicom(syntax: str) -> bytes:
@@ -114,17 +75,17 @@ def seed(kind: str, scratch: Path) -> tuple[str, bytes]:
     """(file name, bytes) of a small valid input of ``kind``."""
     scratch.mkdir(parents=True, exist_ok=True)
     if kind == "npy":
-        return "m.npy", _npy(MASKS)
+        return "m.npy", npy_bytes(MASKS)
     if kind.startswith("dicom"):
         return "scan.dcm", _dicom(kind.split("-")[1])
     if kind == "png-zip":
-        return "pngs.zip", _zip([(f"a4c/f{k}.png", png_bytes(m * 255)) for k, m in enumerate(MASKS)])
+        return "pngs.zip", zip_bytes([(f"a4c/f{k}.png", png_bytes(m * 255)) for k, m in enumerate(MASKS)])
     if kind == "nifti-gz":
         return "m.nii.gz", write_nifti(scratch / "m.nii.gz", MASKS, (0.3, 0.3)).read_bytes()
     if kind == "mp4":
         return "clip.mp4", write_video(scratch / "clip.mp4", MASKS * 255, 25).read_bytes()
     if kind == "bundle-zip":
-        return "study.zip", _zip([("study.json", MANIFEST), ("A4C.npy", _npy(MASKS))])
+        return "study.zip", zip_bytes([("study.json", MANIFEST), ("A4C.npy", npy_bytes(MASKS))])
     raise ValueError(kind)
 
 
@@ -247,7 +208,7 @@ def test_hostile_manifest_values_give_a_study_or_a_typed_error(edits: list[tuple
     (d / "study.json").write_text(json.dumps(doc))
     only_study_or_input_error(lambda: load_study(d))
     npy = tmp_path / "m.npy"
-    npy.write_bytes(_npy(MASKS))
+    npy.write_bytes(npy_bytes(MASKS))
     only_study_or_input_error(lambda: load_any([npy], {**CALLER, **options}))
 
 

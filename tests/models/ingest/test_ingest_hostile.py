@@ -12,19 +12,16 @@ import json
 import logging
 import math
 import os
-import signal
-import stat
 import struct
-import tracemalloc
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hostile_kit import MiB, npy_bytes, patch_entry, refused, symlink_member, traced, zip_bytes
 from ingest_builders import FAKE_PHI, FAKE_UIDS, base_masks, dicom_dataset, png_bytes, write_nifti, write_video
 
 from models.archive import MAX_ZIP_MEMBERS
@@ -32,97 +29,23 @@ from models.errors import ErrorCode, InputError
 from models.ingest import load_any
 from models.study import Study, StudyLimits
 
-MiB = 1 << 20
 MASKS = base_masks()
 CALLER: dict[str, Any] = {"view": "A4C", "pixel_spacing_mm": [0.3, 0.3], "fps": 25}
 
 
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging) when the body runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def traced(fn: Callable[[], Any], seconds: float = 10.0) -> tuple[Any, int]:
-    """(result or the InputError raised, peak traced allocation in bytes); any other exception propagates."""
-    tracemalloc.start()
-    try:
-        with deadline(seconds):
-            try:
-                out: Any = fn()
-            except InputError as exc:
-                out = exc
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    if isinstance(out, InputError):
-        assert len(str(out)) < 400, "messages never echo kilobytes of hostile input"
-    return out, peak
-
-
 def reject(paths: list[Path], manifest: dict[str, Any] | None = None,
            limits: StudyLimits = StudyLimits()) -> tuple[InputError, int]:
-    out, peak = traced(lambda: load_any(paths, manifest, limits=limits))
-    assert isinstance(out, InputError), f"accepted: {out!r}"
-    return out, peak
-
-
-def _npy(arr: Any) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=True)
-    return buf.getvalue()
+    return refused(lambda: load_any(paths, manifest, limits=limits))
 
 
 # ----------------------------------------------------------------------------- zips given to load_any
 
 
-def zip_bytes(entries: list[tuple[str | zipfile.ZipInfo, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in entries:
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def patch_entry(data: bytes, name: bytes, *, flags: int = 0, file_size: int | None = None,
-                new_name: bytes | None = None) -> bytes:
-    """Edit the local and central headers of the entry ``name``: OR ``flags``, set the size, rename (same length)."""
-    raw = bytearray(data)
-    for sig, name_at, len_at, flag_at, size_at in ((b"PK\x03\x04", 30, 26, 6, 22), (b"PK\x01\x02", 46, 28, 8, 24)):
-        j = raw.find(sig)
-        while j >= 0:
-            n = struct.unpack_from("<H", raw, j + len_at)[0]
-            if raw[j + name_at : j + name_at + n] == name:
-                struct.pack_into("<H", raw, j + flag_at, struct.unpack_from("<H", raw, j + flag_at)[0] | flags)
-                if file_size is not None:
-                    struct.pack_into("<I", raw, j + size_at, file_size)
-                if new_name is not None:
-                    raw[j + name_at : j + name_at + n] = new_name
-            j = raw.find(sig, j + 4)
-    return bytes(raw)
-
-
-NPY = _npy(MASKS)
+NPY = npy_bytes(MASKS)
 
 
 def masks_zip(*extra: tuple[str | zipfile.ZipInfo, bytes], npy: bytes = NPY) -> bytes:
     return zip_bytes([("a4c/m.npy", npy), *extra])
-
-
-def _symlink(name: str, target: bytes) -> tuple[zipfile.ZipInfo, bytes]:
-    info = zipfile.ZipInfo(name)
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    return info, target
 
 
 def _ratio_lie() -> bytes:
@@ -153,7 +76,7 @@ ZIP_ATTACKS: dict[str, tuple[Callable[[], bytes], ErrorCode, StudyLimits]] = {
     "path_traversal": (lambda: masks_zip(("../m.npy", NPY)), ErrorCode.UNSAFE_ARCHIVE, StudyLimits()),
     "absolute_path": (lambda: masks_zip(("/etc/passwd", b"x")), ErrorCode.UNSAFE_ARCHIVE, StudyLimits()),
     "windows_drive": (lambda: masks_zip(("C:\\x.npy", NPY)), ErrorCode.UNSAFE_ARCHIVE, StudyLimits()),
-    "symlink": (lambda: zip_bytes([_symlink("a4c/m.npy", b"/etc/passwd")]), ErrorCode.UNSAFE_ARCHIVE,
+    "symlink": (lambda: zip_bytes([symlink_member("a4c/m.npy", b"/etc/passwd")]), ErrorCode.UNSAFE_ARCHIVE,
                 StudyLimits()),
     "duplicate_names": (lambda: masks_zip(("a4c/m.npy", NPY)), ErrorCode.UNSAFE_ARCHIVE, StudyLimits()),
     "thousands_of_tiny_files": (lambda: masks_zip(*((f"t/{k}.txt", b"") for k in range(MAX_ZIP_MEMBERS))),
@@ -436,10 +359,10 @@ FILE_ATTACKS: dict[str, tuple[str, Callable[[Path], bytes], ErrorCode]] = {
     "npy_huge_shape_no_data": ("m.npy", lambda t: _npy_header("|u1", (500, 300, 300)) + bytes(64),
                                ErrorCode.CORRUPT_FILE),
     "npy_shape_wraps_int64": ("m.npy", lambda t: _npy_header("|u1", (2, 2**62, 4)) + bytes(64), ErrorCode.TOO_LARGE),
-    "npy_zero_d": ("m.npy", lambda t: _npy(np.uint8(1)), ErrorCode.BAD_DIMENSIONS),
-    "npy_object_dtype": ("m.npy", lambda t: _npy(np.array([_Trap(t / "unpickled")] * 4, dtype=object)),
+    "npy_zero_d": ("m.npy", lambda t: npy_bytes(np.uint8(1)), ErrorCode.BAD_DIMENSIONS),
+    "npy_object_dtype": ("m.npy", lambda t: npy_bytes(np.array([_Trap(t / "unpickled")] * 4, dtype=object)),
                          ErrorCode.BAD_DTYPE),
-    "npy_object_cine": ("m.npy", lambda t: _npy(np.full((4, 32, 32), _Trap(t / "unpickled"), dtype=object)),
+    "npy_object_cine": ("m.npy", lambda t: npy_bytes(np.full((4, 32, 32), _Trap(t / "unpickled"), dtype=object)),
                         ErrorCode.BAD_DTYPE),
     "png_ihdr_claims_60000x60000": ("f.png", lambda t: _png_claiming(60000, 60000), ErrorCode.TOO_LARGE),
     "nifti_gz_invalid_deflate_block": ("m.nii.gz", _nifti_gz_bad_block, ErrorCode.CORRUPT_FILE),
@@ -464,7 +387,7 @@ def test_file_attack_is_refused_before_allocation(name: str, tmp_path: Path) -> 
 def test_unusual_but_valid_npy_layouts_give_the_same_masks(dtype: str, fortran: bool, tmp_path: Path) -> None:
     arr = MASKS.astype(dtype)
     path = tmp_path / "m.npy"
-    path.write_bytes(_npy(np.asfortranarray(arr) if fortran else arr))
+    path.write_bytes(npy_bytes(np.asfortranarray(arr) if fortran else arr))
     np.testing.assert_array_equal(load_any([path], CALLER).views["A4C"].masks, MASKS)
 
 

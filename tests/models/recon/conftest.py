@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recon_analytic import ellipsoid_mask
 
 from models.geometry.frames import VIEW_NAMES, ImagePlane, nominal_plane
-from models.recon.analytic import ellipsoid_mask
 from models.study import Study, ViewSequence
 
 SPACING = (0.7, 0.7)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
 from models.geometry.frames import ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
-from models.recon.analytic import analytic_prior, ellipsoid_volume_ml
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from tests.models.recon.conftest import SPACING, ellipsoid_study
 

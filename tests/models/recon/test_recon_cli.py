@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 import typer
+from recon_analytic import ellipsoid_volume_ml
 from typer.testing import CliRunner
 
-from models.recon.analytic import ellipsoid_volume_ml
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from models.study import save_study
 from service.cli import reconstruct as reconstruct_cli

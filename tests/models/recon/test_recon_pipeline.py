@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
 from models.errors import ErrorCode, InputError
 from models.geometry.mesh import Mesh, is_watertight
-from models.recon.analytic import analytic_prior, ellipsoid_volume_ml
 from models.recon.control import ReconstructionCancelled
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from tests.models.recon.conftest import ellipsoid_study

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
 from models.geometry.mesh import is_watertight, mesh_volume_ml
-from models.recon.analytic import analytic_prior, ellipsoid_volume_ml
 from models.recon.motion import VelocityField
 from models.recon.rsa import MeshConfig, extract_mesh, per_frame_meshes, propagate_rsa
 

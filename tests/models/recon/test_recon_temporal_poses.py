@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recon_analytic import ellipsoid_mask
 
 from models.geometry.frames import VIEW_NAMES, nominal_plane
-from models.recon.analytic import ellipsoid_mask
 from models.recon.poses import initial_pose, mask_long_axis, pose_from_mask
 from models.recon.temporal import align_views
 from models.study import Study, ViewSequence
