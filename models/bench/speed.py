@@ -68,10 +68,15 @@ def speed_markdown(doc: dict[str, Any]) -> str:
     for r in doc["runs"]:
         lines.append(f"| {r['profile']} | {r['mode']} | {r['n_frames']} | {r['encode_s']:.1f} | {r['anchor_s']:.1f} "
                      f"| {r['motion_s']:.1f} | {r['mesh_s']:.1f} | {r['total_s']:.1f} | {r['anchor_steps']}/"
-                     f"{r['motion_steps']} | {r['peak_rss_mb']:.0f} | {r['ef_percent']:.1f} |")
+                     f"{r['motion_steps']} | {r['peak_rss_mb']:.0f} | {_ef(r)} |")
     for k, v in doc["ratios"].items():
         lines.append(f"\n{k.replace('_', ' ')}: {v:.1f}×")
     return "\n".join(lines) + "\n"
+
+
+def _ef(run: dict[str, Any]) -> str:
+    """EF of a 4D run; a 3D (ED-only) run has no ejection fraction."""
+    return f"{run['ef_percent']:.1f}" if run["n_frames"] > 1 else "—"
 
 
 def write_speed(doc: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
