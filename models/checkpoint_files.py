@@ -1,17 +1,28 @@
 """The file side of every shipped checkpoint: ``<name>.pt`` beside a ``<name>.json`` sidecar.
 
-The sidecar carries the format tag, the sha256 of the ``.pt`` and the model's config; loaders
-verify both before torch ever reads the weights. Shared by the shape prior and the segmenter.
+The ``.pt`` is ``torch.save`` of ``{"format", "config", "train_config", "state_dict"}`` (tensors
+and plain data only: it loads with ``torch.load(weights_only=True)``). The sidecar carries the
+format tag, the sha256 of the ``.pt``, the model's config, the training config, metrics, the
+cohort generator version, thinned training curves, creation date and code version; loaders verify
+sha256 and config before torch ever reads the weights. Shared by the shape prior and the segmenter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import torch
+
+from models import __version__ as CODE_VERSION
 from models.errors import ErrorCode, ModelError
+
+MAX_CURVE_POINTS: Final = 100
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -57,3 +68,43 @@ def verified_sidecar(path: Path, fmt: str, what: str, field: str) -> tuple[dict[
         raise invalid(f"{what} checkpoint {path.name} is corrupt: sha256 {digest[:12]}… does not match the "
                       f"sidecar's {str(doc.get('sha256'))[:12]}…", field)
     return doc, digest
+
+
+def thin_curve(values: Sequence[float], ndigits: int | None = None) -> list[float]:
+    """At most MAX_CURVE_POINTS evenly spaced points of a curve (first and last kept), optionally rounded."""
+    vals = [float(v) if ndigits is None else round(float(v), ndigits) for v in values]
+    if len(vals) <= MAX_CURVE_POINTS:
+        return vals
+    idx = sorted({round(i * (len(vals) - 1) / (MAX_CURVE_POINTS - 1)) for i in range(MAX_CURVE_POINTS)})
+    return [vals[i] for i in idx]
+
+
+def write_checkpoint(path: str | Path, fmt: str, *, config: Mapping[str, Any], train_config: Mapping[str, Any],
+                     state_dict: Mapping[str, torch.Tensor], metrics: Mapping[str, Any],
+                     curves: Mapping[str, list[float]], cohort_version: str) -> Path:
+    """Write ``<name>.pt`` and its ``<name>.json`` sidecar, each atomically (temporary file + rename);
+    returns the ``.pt`` path. ``curves`` go into the sidecar as given (thin them first)."""
+    pt = Path(path)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": fmt, "config": dict(config), "train_config": dict(train_config),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()}}
+    tmp = pt.with_name(pt.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, pt)
+    sidecar = {
+        "format": fmt,
+        "file": pt.name,
+        "sha256": file_sha256(pt),
+        "size_bytes": pt.stat().st_size,
+        "config": dict(config),
+        "train_config": dict(train_config),
+        "metrics": dict(metrics),
+        "cohort_version": cohort_version,
+        "curves": dict(curves),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": CODE_VERSION,
+    }
+    tmp_json = pt.with_name(pt.stem + ".json.tmp")
+    tmp_json.write_text(json.dumps(sidecar, indent=2) + "\n")
+    os.replace(tmp_json, sidecar_path(pt))
+    return pt

@@ -17,19 +17,15 @@ or ``copy.deepcopy`` it first).
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import torch
 
-from models import __version__ as CODE_VERSION
 from models import checkpoint_files
-from models.checkpoint_files import file_sha256, invalid, sidecar_path, verified_sidecar
+from models.checkpoint_files import invalid, thin_curve, verified_sidecar, write_checkpoint
 from models.errors import ModelError
 from models.prior.config import PriorConfig, TrainConfig
 from models.prior.model import ShapePrior
@@ -38,53 +34,15 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT: Final = "echo4d-prior/1"
 DEFAULT_CHECKPOINT: Final[Path] = Path(__file__).resolve().parents[1] / "checkpoints" / "shape_prior.pt"
-MAX_CURVE_POINTS: Final = 100
-
-
-
-def summarise_curves(curves: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
-    """Keep at most MAX_CURVE_POINTS evenly spaced points of each curve (last point always kept)."""
-    out: dict[str, list[float]] = {}
-    for name, values in curves.items():
-        vals = [float(v) for v in values]
-        if len(vals) > MAX_CURVE_POINTS:
-            idx = sorted({round(i * (len(vals) - 1) / (MAX_CURVE_POINTS - 1)) for i in range(MAX_CURVE_POINTS)})
-            vals = [vals[i] for i in idx]
-        out[name] = vals
-    return out
 
 
 def save_prior(prior: ShapePrior, path: str | Path, *, train_config: TrainConfig | None,
                metrics: Mapping[str, Any], curves: Mapping[str, Sequence[float]], cohort_version: str) -> Path:
     """Write ``<name>.pt`` and its ``<name>.json`` sidecar atomically; returns the ``.pt`` path."""
-    pt = Path(path)
-    pt.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": prior.config.to_dict(),
-        "train_config": train_config.to_dict() if train_config is not None else {},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in prior.state_dict().items()},
-    }
-    tmp = pt.with_name(pt.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, pt)
-    sidecar = {
-        "format": CHECKPOINT_FORMAT,
-        "file": pt.name,
-        "sha256": file_sha256(pt),
-        "size_bytes": pt.stat().st_size,
-        "config": prior.config.to_dict(),
-        "train_config": payload["train_config"],
-        "metrics": dict(metrics),
-        "cohort_version": cohort_version,
-        "curves": summarise_curves(curves),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code_version": CODE_VERSION,
-    }
-    tmp_json = sidecar_path(pt).with_name(pt.stem + ".json.tmp")
-    tmp_json.write_text(json.dumps(sidecar, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp_json, sidecar_path(pt))
-    return pt
+    return write_checkpoint(path, CHECKPOINT_FORMAT, config=prior.config.to_dict(),
+                            train_config=train_config.to_dict() if train_config is not None else {},
+                            state_dict=prior.state_dict(), metrics=metrics,
+                            curves={k: thin_curve(v) for k, v in curves.items()}, cohort_version=cohort_version)
 
 
 def _invalid(detail: str) -> ModelError:

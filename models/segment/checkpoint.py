@@ -13,19 +13,15 @@ A checkpoint is a pair of files, like the shape prior's (``models/prior/checkpoi
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import torch
 
-from models import __version__ as CODE_VERSION
 from models import checkpoint_files
-from models.checkpoint_files import file_sha256, invalid, sidecar_path, verified_sidecar
+from models.checkpoint_files import invalid, thin_curve, verified_sidecar, write_checkpoint
 from models.errors import ModelError
 from models.segment.network import SegmenterConfig, UNet
 
@@ -33,49 +29,15 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT: Final = "echo4d-segmenter/1"
 DEFAULT_CHECKPOINT: Final[Path] = Path(__file__).resolve().parents[1] / "checkpoints" / "segmenter.pt"
-MAX_CURVE_POINTS: Final = 100
-
-
-
-def _thin(values: Sequence[float]) -> list[float]:
-    vals = [round(float(v), 5) for v in values]
-    if len(vals) <= MAX_CURVE_POINTS:
-        return vals
-    idx = sorted({round(i * (len(vals) - 1) / (MAX_CURVE_POINTS - 1)) for i in range(MAX_CURVE_POINTS)})
-    return [vals[i] for i in idx]
 
 
 def save_checkpoint(model: UNet, path: str | Path, *, train_config: Mapping[str, Any], metrics: Mapping[str, Any],
                     curves: Mapping[str, Sequence[float]], cohort_version: str) -> Path:
     """Write ``<name>.pt`` and its sidecar atomically; returns the ``.pt`` path."""
-    pt = Path(path)
-    pt.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": model.config.to_dict(),
-        "train_config": dict(train_config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-    }
-    tmp = pt.with_name(pt.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, pt)
-    sidecar = {
-        "format": CHECKPOINT_FORMAT,
-        "file": pt.name,
-        "sha256": file_sha256(pt),
-        "size_bytes": pt.stat().st_size,
-        "config": model.config.to_dict(),
-        "train_config": dict(train_config),
-        "metrics": dict(metrics),
-        "cohort_version": cohort_version,
-        "curves": {k: _thin(v) for k, v in curves.items()},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code_version": CODE_VERSION,
-    }
-    tmp_json = pt.with_name(pt.stem + ".json.tmp")
-    tmp_json.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(tmp_json, sidecar_path(pt))
-    return pt
+    return write_checkpoint(path, CHECKPOINT_FORMAT, config=model.config.to_dict(), train_config=train_config,
+                            state_dict=model.state_dict(), metrics=metrics,
+                            curves={k: thin_curve(v, ndigits=5) for k, v in curves.items()},
+                            cohort_version=cohort_version)
 
 
 def _invalid(detail: str) -> ModelError:
