@@ -70,6 +70,22 @@ def verified_sidecar(path: Path, fmt: str, what: str, field: str) -> tuple[dict[
     return doc, digest
 
 
+def read_checkpoint(path: Path, fmt: str, what: str, field: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """(sidecar, sha256, payload) of checkpoint ``path``: the sha256 matches the sidecar, torch reads it with
+    ``weights_only=True``, its format is ``fmt`` and its config equals the sidecar's. The weights are not
+    loaded into a model here (that is the caller's, which knows the architecture)."""
+    doc, digest = verified_sidecar(path, fmt, what, field)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of every kind
+        raise invalid(f"{what} checkpoint {path.name} cannot be read: {type(exc).__name__}", field) from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise invalid(f"{what} checkpoint {path.name} is not an {fmt} file", field)
+    if payload.get("config") != doc.get("config"):
+        raise invalid(f"{what} checkpoint {path.name}: config differs from its sidecar", field)
+    return doc, digest, payload
+
+
 def thin_curve(values: Sequence[float], ndigits: int | None = None) -> list[float]:
     """At most MAX_CURVE_POINTS evenly spaced points of a curve (first and last kept), optionally rounded."""
     vals = [float(v) if ndigits is None else round(float(v), ndigits) for v in values]

@@ -25,7 +25,7 @@ from typing import Any, Final
 import torch
 
 from models import checkpoint_files
-from models.checkpoint_files import invalid, thin_curve, verified_sidecar, write_checkpoint
+from models.checkpoint_files import invalid, read_checkpoint, thin_curve, write_checkpoint
 from models.errors import ModelError
 from models.prior.config import PriorConfig, TrainConfig
 from models.prior.model import ShapePrior
@@ -57,15 +57,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 def load_prior(path: str | Path, device: torch.device | str = "cpu") -> ShapePrior:
     """Load a checkpoint after verifying its sha256 and config against the sidecar; model in eval mode."""
     pt = Path(path)
-    doc, digest = verified_sidecar(pt, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
-    try:
-        payload = torch.load(pt, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of every kind
-        raise _invalid(f"shape prior checkpoint {pt.name} cannot be read: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise _invalid(f"shape prior checkpoint {pt.name} is not an {CHECKPOINT_FORMAT} file")
-    if payload.get("config") != doc.get("config"):
-        raise _invalid(f"shape prior checkpoint {pt.name}: config differs from its sidecar")
+    doc, digest, payload = read_checkpoint(pt, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
     try:
         config = PriorConfig.from_dict(payload["config"])
         prior = ShapePrior(config)

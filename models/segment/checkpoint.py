@@ -21,7 +21,7 @@ from typing import Any, Final
 import torch
 
 from models import checkpoint_files
-from models.checkpoint_files import invalid, thin_curve, verified_sidecar, write_checkpoint
+from models.checkpoint_files import invalid, read_checkpoint, thin_curve, write_checkpoint
 from models.errors import ModelError
 from models.segment.network import SegmenterConfig, UNet
 
@@ -52,15 +52,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict[str, Any]]:
     """(model in eval mode, sidecar) after verifying the sha256 and config against the sidecar."""
     pt = Path(path)
-    doc, digest = verified_sidecar(pt, CHECKPOINT_FORMAT, "segmenter", "segmenter")
-    try:
-        payload = torch.load(pt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise _invalid(f"segmenter checkpoint {pt.name} cannot be read: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise _invalid(f"segmenter checkpoint {pt.name} is not an {CHECKPOINT_FORMAT} file")
-    if payload.get("config") != doc.get("config"):
-        raise _invalid(f"segmenter checkpoint {pt.name}: config differs from its sidecar")
+    doc, digest, payload = read_checkpoint(pt, CHECKPOINT_FORMAT, "segmenter", "segmenter")
     try:
         model = UNet(SegmenterConfig.from_dict(payload["config"]))
         model.load_state_dict(payload["state_dict"], strict=True)

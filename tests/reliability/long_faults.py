@@ -34,25 +34,17 @@ from reliability_kit import (
     ROOT,
     LiveServer,
     assert_jobs_consistent,
+    good_study,
     idempotency_duplicates,
     job_row,
     settings_from_env,
+    submit_body,
     wait_terminal,
     wait_until,
 )
-from service_testkit import broken_study_zip_bytes, free_port, study_zip_bytes
+from service_testkit import broken_study_zip_bytes, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
-
-
-def _good(seed: int) -> bytes:
-    return study_zip_bytes(views=("A4C", "A2C"), n_frames=8, seed=seed)
-
-
-def _submit_body(api: Any, body: bytes, key: str) -> str:
-    r = api.post_study(body, data={"profile": "smoke"}, headers={"Idempotency-Key": key})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
 
 
 def _metric(services: Any, name: str, **labels: str) -> float:
@@ -64,10 +56,10 @@ def test_redis_restart_loses_queued_messages_and_the_reconciler_reenqueues_them(
         stack_api, stack_worker, redis_restarter):
     services = stack_api.services
     worker = stack_worker
-    running = _submit_body(stack_api, _good(301), "redis-running")
+    running = submit_body(stack_api, good_study(301), "redis-running")
     wait_until(lambda: job_row(services, running).status == "running", 120, 0.05, "first job running")
-    queued = [_submit_body(stack_api, _good(302), "redis-q0")]
-    queued += [_submit_body(stack_api, broken_study_zip_bytes(), f"redis-q{i}") for i in (1, 2)]
+    queued = [submit_body(stack_api, good_study(302), "redis-q0")]
+    queued += [submit_body(stack_api, broken_study_zip_bytes(), f"redis-q{i}") for i in (1, 2)]
     assert services.queue.pending_job_ids() is not None
     assert set(queued) <= services.queue.pending_job_ids()  # type: ignore[operator]
 
@@ -96,7 +88,7 @@ def _stop_when(services: Any, job_id: str, stage: str) -> None:
 
 def test_store_that_stays_down_fails_the_job_with_a_clear_code(stack_api, stack_worker, moto_control):
     services = stack_api.services
-    job_id = _submit_body(stack_api, _good(321), "store-down")
+    job_id = submit_body(stack_api, good_study(321), "store-down")
     _stop_when(services, job_id, "reconstruct")
     moto_control.stop()
     down_at = time.monotonic()
@@ -143,7 +135,7 @@ def _postgres_restart_under_load(services: Any, app: Any, api_key: str, stack_en
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             while not stop.is_set():
                 key = f"pg-{n}-{i}"
-                body = _good(400 + 10 * n + i) if i % 4 == 0 else broken_study_zip_bytes()
+                body = good_study(400 + 10 * n + i) if i % 4 == 0 else broken_study_zip_bytes()
                 for _ in range(60):  # a well-behaved client: retry 503s with the same key
                     try:
                         r = c.post("/v1/studies", files={"file": ("s.zip", body, "application/zip")},
@@ -262,7 +254,7 @@ def test_api_killed_mid_upload_then_retried_with_the_same_key_gets_one_job(tmp_p
     assert key
     auth = {"Authorization": f"Bearer {key}"}
     n_slow, n_answered = 6, 2
-    bodies = {f"restart-{i}": study_zip_bytes(views=("A4C", "A2C"), n_frames=8, seed=50 + i)
+    bodies = {f"restart-{i}": good_study(50 + i)
               for i in range(n_slow + n_answered)}
     final: dict[str, str] = {}
     first_answer: dict[str, str] = {}

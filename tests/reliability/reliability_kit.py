@@ -20,7 +20,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from service_testkit import free_port
+from service_testkit import free_port, study_zip_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -418,3 +418,15 @@ def run_until_terminal(ctx: Any, job_id: str, max_runs: int = 10) -> Any:
         if outcome is not Outcome.BUSY:
             return outcome
     raise AssertionError(f"job {job_id} not finished after {max_runs} runs ({outcome})")
+
+
+def good_study(seed: int) -> bytes:
+    """A small valid 2-view study whose bytes differ by ``seed`` (so idempotency keys map to distinct bodies)."""
+    return study_zip_bytes(views=("A4C", "A2C"), n_frames=8, seed=seed)
+
+
+def submit_body(api: Any, body: bytes, key: str) -> str:
+    """POST ``body`` with the smoke profile under Idempotency-Key ``key``; returns the job id (asserts 202)."""
+    r = api.post_study(body, data={"profile": "smoke"}, headers={"Idempotency-Key": key})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])

@@ -38,15 +38,17 @@ from reliability_kit import (
     BlackHole,
     WorkerProcess,
     assert_jobs_consistent,
+    good_study,
     job_row,
     orphan_inputs,
     pid_of_worker_id,
     remount,
     settings_from_env,
+    submit_body,
     wait_terminal,
     wait_until,
 )
-from service_testkit import embedded_settings, study_zip_bytes
+from service_testkit import embedded_settings
 
 from service.db.models import utcnow
 from service.storage import output_key
@@ -56,7 +58,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def _submit(api: Any, seed: int, **data: str) -> str:
-    r = api.post_study(study_zip_bytes(views=("A4C", "A2C"), n_frames=8, seed=seed),
+    r = api.post_study(good_study(seed),
                        data={"profile": "smoke", **data}, headers={"Idempotency-Key": f"rel-{seed}-{time.time()}"})
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
@@ -126,16 +128,6 @@ def test_a_study_that_kills_its_worker_every_time_fails_after_max_attempts(api_f
     assert worker.alive()
 
 
-def _good(seed: int) -> bytes:
-    return study_zip_bytes(views=("A4C", "A2C"), n_frames=8, seed=seed)
-
-
-def _submit_body(api: Any, body: bytes, key: str) -> str:
-    r = api.post_study(body, data={"profile": "smoke"}, headers={"Idempotency-Key": key})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
-
-
 def _stop_when(services: Any, job_id: str, stage: str) -> None:
     wait_until(lambda: (lambda j: j.status == "running" and j.stage == stage)(job_row(services, job_id)), 120, 0.05,
                f"job in stage {stage}")
@@ -144,12 +136,12 @@ def _stop_when(services: Any, job_id: str, stage: str) -> None:
 def test_store_outage_is_retried_with_backoff_then_the_job_succeeds(stack_api, stack_worker,
                                                                     moto_control):
     services = stack_api.services
-    job_id = _submit_body(stack_api, _good(311), "store-blip")
+    job_id = submit_body(stack_api, good_study(311), "store-blip")
     _stop_when(services, job_id, "reconstruct")
     moto_control.stop()
     down_at = time.monotonic()
     try:
-        blocked = stack_api.post_study(_good(312), headers={"Idempotency-Key": "store-down-submit"})
+        blocked = stack_api.post_study(good_study(312), headers={"Idempotency-Key": "store-down-submit"})
         assert blocked.status_code == 503 and blocked.json()["code"] == "store_unavailable"
         assert "retry-after" in blocked.headers
         # the upload fails, the job goes back to the table with the transient code, and waits for its retry
