@@ -30,6 +30,7 @@ from models.recon.optim import Adam
 from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, render_loss, render_points
 from models.recon.schedule import EarlyStopper, cosine_factor, point_count
 from models.recon.shape_model import ReconPrior
+from models.recon.unseen_anchor import UnseenPool
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class AnchorConfig:
     ``probe_prior_weight`` × mean over free views of ``(‖ω‖/σ_rot)² + (‖δ‖/σ_mm)²`` keeps the
     probes near their initial poses where the masks do not decide (a rotation about the long
     axis of a nearly axisymmetric cavity changes a mask very little).
+    ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
+    ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
+    holds the fine-tuning back where no view looks; 0 disables it.
     """
 
     max_steps: int = 1500
@@ -78,6 +82,10 @@ class AnchorConfig:
     boundary_sigma_mm: float = 3.0
     optimise_probes: bool = True
     optimise_scale: bool = False
+    unseen_anchor_weight: float = 0.0
+    unseen_anchor_points: int = 512
+    unseen_band_mm: float = 10.0
+    unseen_plane_sigma_mm: float = 3.0
 
 
 @dataclass
@@ -168,11 +176,14 @@ def probe_penalty(probes: ProbeParams, cfg: AnchorConfig) -> Tensor:
 
 
 def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbeParams, cfg: AnchorConfig,
-               generator: torch.Generator, control: StageControl | None = None) -> AnchorFit:
+               generator: torch.Generator, control: StageControl | None = None,
+               unseen: UnseenPool | None = None) -> AnchorFit:
     """Fit latent and probes to frame 0 of ``bank`` (the ED masks of every view).
 
-    ``z0`` (L,) initial latent. Returns the fitted latent (L,), the fitted probes (the same
-    module, updated in place) and the prior actually used (a fine-tuned copy if requested).
+    ``z0`` (L,) initial latent; ``unseen`` the points where decoder fine-tuning is held back
+    (used when the config fine-tunes and ``unseen_anchor_weight`` > 0). Returns the fitted
+    latent (L,), the fitted probes (the same module, updated in place) and the prior actually
+    used (a fine-tuned copy if requested).
     """
     start = time.perf_counter()
     device = z0.device
@@ -187,6 +198,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     optimise_probes = cfg.optimise_probes and bool(probes.free.any()) and cfg.probe_steps > 0
     cycle = cfg.shape_steps + (cfg.probe_steps if optimise_probes else 0)
     stopper = EarlyStopper(cfg.patience, cfg.rel_tol, max(cfg.min_steps, cfg.anneal_steps))
+    hold_back = unseen if decoder_params and cfg.unseen_anchor_weight > 0 else None
     frames = torch.zeros(1, dtype=torch.long, device=device)
     history: list[float] = []
     stopped = False
@@ -207,6 +219,9 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
             loss = loss + cfg.probe_prior_weight * probe_penalty(probes, cfg)
         else:
             loss = loss + cfg.prior_weight * latent.mahalanobis(z)
+            if hold_back is not None:
+                loss = loss + cfg.unseen_anchor_weight * hold_back.penalty(prior, z[0], cfg.unseen_anchor_points,
+                                                                           generator)
         opt = probe_opt if probe_phase else shape_opt
         opt.lr_scale = cosine_factor(step, cfg.lr_decay_steps, cfg.lr_floor)
         opt.zero_grad()

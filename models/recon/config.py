@@ -5,18 +5,22 @@
   5e-3 (probe), 5e-4 (latent, raw units), 1e-3 (velocity), λ_trans 0.5, λ_smooth 0.001.
 * ``default`` — the same code with a schedule tuned for speed at equal accuracy: whitened
   latent steps, half the points per step (2,048: measured as accurate as a 1,536→4,096
-  coarse-to-fine ramp at 2.4× less time), early stopping on loss plateaus, a shape-only
+  coarse-to-fine ramp at 2.4× less time), early stopping on loss plateaus (patience 100 of
+  at most 800 anchor steps, 50 of at most 300 motion steps: the earlier 30-of-300 and
+  25-of-150 stopped before convergence, seen-view Dice 0.968 vs 0.987), a shape-only
   warm-up and a weak prior on the probe residuals, a cosine learning-rate decay, the
-  decoder's last two linear layers fine-tuned with the latent (measured: better seen and
-  3D accuracy, unseen-view Dice unchanged), all frames rendered together each motion step
-  (transport on 6 random frame pairs), per-frame latents warm-started from the fitted ED
-  latent plus the encoder's frame-to-frame change.
+  decoder's last two linear layers fine-tuned with the latent and held back where no view
+  looks (:mod:`models.recon.unseen_anchor`; without it dilated ventricles grew outside the
+  imaging fans, EDV +50 mL), all frames rendered together each motion step (transport on 6
+  random frame pairs), per-frame latents warm-started from the fitted ED latent plus the
+  encoder's frame-to-frame change. The choice is measured in docs/results.md ("Tuning").
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,17 +80,17 @@ class ReconConfig:
             cfg = cls(
                 profile="default",
                 anchor=AnchorConfig(
-                    max_steps=300, min_steps=120, lr_latent=0.05, latent_lr_in_std=True, lr_probe=5e-3,
-                    probe_prior_weight=0.05, probe_warmup_steps=40, lr_decay_steps=250, lr_floor=0.1,
-                    finetune_layers=2, lr_decoder=1e-4,
+                    max_steps=800, min_steps=120, lr_latent=0.1, latent_lr_in_std=True, lr_probe=5e-3,
+                    probe_prior_weight=0.05, probe_warmup_steps=40, lr_decay_steps=700, lr_floor=0.1,
+                    finetune_layers=2, lr_decoder=2e-4, unseen_anchor_weight=0.5,
                     points_start=2048, points_end=2048, points_ramp_steps=0, anneal_steps=150,
-                    patience=30, rel_tol=5e-3,
+                    patience=100, rel_tol=5e-3,
                 ),
                 motion=MotionConfig(
-                    steps=150, min_steps=40, frames_per_step=0, points_per_frame=256, transport_points=128,
+                    steps=300, min_steps=40, frames_per_step=0, points_per_frame=256, transport_points=128,
                     transport_pairs=6,
-                    smooth_points=256, lr_latent=0.05, latent_lr_in_std=True, warm_start="delta",
-                    patience=25, rel_tol=2e-3,
+                    smooth_points=256, lr_latent=0.1, latent_lr_in_std=True, warm_start="delta",
+                    patience=50, rel_tol=2e-3,
                 ),
                 mesh=MeshConfig(grid_mm=2.0, projection_iterations=2),
             )
@@ -125,8 +129,41 @@ class ReconConfig:
         raise InputError(f"unknown ablation {ablation!r}; expected one of {', '.join(ABLATIONS)}",
                          code=ErrorCode.VALIDATION_FAILED, field="ablation")
 
+    def with_overrides(self, overrides: Sequence[tuple[str, str]]) -> ReconConfig:
+        """This config with ``(dotted.name, text)`` settings replaced, e.g.
+        ``("anchor.lr_decoder", "0")`` (numbers and booleans parsed by the field's type)."""
+        cfg: ReconConfig = self
+        for name, text in overrides:
+            head, _, leaf = name.rpartition(".")
+            section: Any = getattr(cfg, head) if head in ("anchor", "motion", "mesh") else cfg
+            known = {f.name for f in dataclasses.fields(section)}
+            if (head and section is cfg) or leaf not in known or leaf in ("anchor", "motion", "mesh"):
+                raise InputError(f"unknown setting {name!r}", code=ErrorCode.VALIDATION_FAILED, field="set")
+            section = dataclasses.replace(section, **{leaf: _parse_like(getattr(section, leaf), text, name)})
+            cfg = dataclasses.replace(cfg, **{head: section}) if head else section
+        return cfg
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (stored in the result's extras and the report)."""
         d = dataclasses.asdict(self)
         d["views"] = list(self.views) if self.views is not None else None
         return d
+
+
+def _parse_like(current: Any, text: str, name: str) -> Any:
+    """``text`` parsed as the type of ``current`` (bool, int, float, str; None → float)."""
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float) or current is None:
+            return float(text)
+        if isinstance(current, str):
+            return text
+    except ValueError:
+        pass
+    raise InputError(f"setting {name!r} cannot take the value {text!r}", code=ErrorCode.VALIDATION_FAILED,
+                     field="set")

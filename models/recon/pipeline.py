@@ -34,6 +34,7 @@ from models.recon.result import ReconResult, ViewFit
 from models.recon.rsa import extract_mesh, per_frame_meshes, propagate_rsa
 from models.recon.shape_model import ReconPrior
 from models.recon.temporal import align_views
+from models.recon.unseen_anchor import build_pool
 from models.study import Study
 
 __all__ = ["ReconConfig", "ReconstructionCancelled", "reconstruct_study"]
@@ -107,7 +108,15 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     anchor_info: dict[str, Any] = {"steps": 0, "stopped_early": False}
     if cfg.use_tto:
         anchor_cfg = cfg.anchor if cfg.optimise_probes else _no_probes(cfg)
-        fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control)
+        unseen = None
+        if anchor_cfg.unseen_anchor_weight > 0 and anchor_cfg.finetune_layers > 0 and anchor_cfg.lr_decoder > 0:
+            box = _bounding_box({v: masks[v][:1] for v in names}, spacing, probes, cfg.mesh.bbox_margin_mm)
+            unseen = build_pool(prior, z_ed, probes, [spacing[v] for v in names], [observed[v] for v in names],
+                                (torch.tensor(box[0], device=device).float(),
+                                 torch.tensor(box[1], device=device).float()),
+                                4 * anchor_cfg.unseen_anchor_points, anchor_cfg.unseen_band_mm,
+                                anchor_cfg.unseen_plane_sigma_mm, generator)
+        fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control, unseen)
         z_ed, prior = fit.z, fit.prior
         anchor_info = {"steps": fit.steps, "stopped_early": fit.stopped_early,
                        "final_loss": float(np.mean(fit.loss_history[-10:])),

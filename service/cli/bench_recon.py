@@ -30,6 +30,45 @@ def _prior(prior_path: Path | None, ablation: str, device: Any) -> Any:
     return prior
 
 
+SET_OPTION = typer.Option([], "--set", help="Reconstruction setting override, e.g. anchor.lr_decoder=0 "
+                          "(repeatable; names as in ReconConfig).")
+
+
+def parse_settings(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``["anchor.lr_decoder=0", ...]`` → ``(("anchor.lr_decoder", "0"), ...)``."""
+    from models.errors import ErrorCode, InputError
+
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--set expects NAME=VALUE, got {item!r}", code=ErrorCode.VALIDATION_FAILED,
+                             field="set")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _test_seeds(n: int, offset: int, only: str | None) -> list[int]:
+    from models.cohort.splits import frozen_test_seeds, is_test_seed
+    from models.errors import ErrorCode, InputError
+
+    if only is None:
+        try:
+            return frozen_test_seeds(n, offset)
+        except ValueError as exc:
+            raise InputError(str(exc), code=ErrorCode.VALIDATION_FAILED, field="n") from exc
+    try:
+        seeds = [int(s) for s in only.split(",") if s.strip()]
+    except ValueError as exc:
+        raise InputError(f"--cases expects comma-separated integers, got {only!r}",
+                         code=ErrorCode.VALIDATION_FAILED, field="cases") from exc
+    bad = [s for s in seeds if not is_test_seed(s)]
+    if bad or not seeds:
+        raise InputError(f"--cases must name test-split seeds; not in the split: {bad or 'none given'}",
+                         code=ErrorCode.VALIDATION_FAILED, field="cases")
+    return seeds
+
+
 def _row_line(i: int, row: dict[str, Any]) -> str:
     unseen = f" unseen Dice {row['unseen_dice_mean']:.3f}," if "unseen_dice_mean" in row else ""
     ef = f" EF err {row['ef_error']:+.1f}," if "ef_error" in row else ""
@@ -64,6 +103,10 @@ def accuracy(
     threads: int = typer.Option(1, "--threads", min=1, help="torch threads per worker."),
     workers: int = typer.Option(1, "--workers", min=1, help="Cases reconstructed in parallel (CPU only)."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for the JSON and markdown results."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many test cases first."),
+    only: str | None = typer.Option(None, "--cases", help="Comma-separated test seeds instead of --n/--offset."),
+    settings: list[str] = SET_OPTION,
+    tag_suffix: str = typer.Option("", "--tag", help="Appended to the output file names."),
 ) -> None:
     """Accuracy on the frozen test split against exact ground truth (JSON + markdown table)."""
     with user_errors():
@@ -76,7 +119,6 @@ def accuracy(
             evaluate_case,
             write_accuracy,
         )
-        from models.cohort.splits import frozen_test_seeds
         from models.errors import ErrorCode, InputError
         from models.geometry.frames import VIEW_NAMES
         from models.recon.config import ReconConfig
@@ -87,10 +129,11 @@ def accuracy(
         torch.set_num_threads(threads)
         dev = resolve_device(device)
         opts = AccuracyOptions(profile=profile, ablation=ablation, views=parse_views(views) or VIEW_NAMES,
-                               noisy=noisy)
-        ReconConfig.from_profile(profile).with_ablation(ablation)  # validate before the long run
+                               noisy=noisy, overrides=parse_settings(settings))
+        ReconConfig.from_profile(profile).with_ablation(ablation).with_overrides(opts.overrides)  # validate early
         shape_prior = _prior(prior, ablation, dev)  # also validates the checkpoint up front
-        seeds = frozen_test_seeds(n)
+        seeds = _test_seeds(n, offset, only)
+        n = len(seeds)
         start = time.perf_counter()
         rows: list[dict[str, Any]] = []
         if workers > 1 and dev.type == "cpu":
@@ -111,7 +154,7 @@ def accuracy(
             if "accuracy" in sys.argv else "echo4d bench accuracy"
         doc["wall_s"] = time.perf_counter() - start
         doc["threads"], doc["workers"] = threads, workers
-        tag = f"{profile}-{ablation}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-n{n}"
+        tag = f"{profile}-{ablation}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-n{n}{tag_suffix}"
         js, md = write_accuracy(doc, out, tag)
         typer.echo(md.read_text())
         typer.echo(f"wrote {js} and {md}")
@@ -165,6 +208,7 @@ def real_lv(
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(1, "--threads", min=1),
     out: Path = typer.Option(DEFAULT_OUT, "--out"),
+    settings: list[str] = SET_OPTION,
 ) -> None:
     """The real 4D LV (anatomy the cohort did not generate) from simulated masks."""
     with user_errors():
@@ -175,7 +219,8 @@ def real_lv(
 
         torch.set_num_threads(threads)
         dev = resolve_device(device)
-        opts = AccuracyOptions(profile=profile, views=parse_views(views) or VIEW_NAMES, noisy=noisy, seed=0)
+        opts = AccuracyOptions(profile=profile, views=parse_views(views) or VIEW_NAMES, noisy=noisy, seed=0,
+                               overrides=parse_settings(settings))
         truth = real_lv_truth(path, seed=seed, perturbation_strength=perturbation)
         doc = run_accuracy([truth], load_prior_for(prior, dev), opts, dev,
                            progress=lambda i, row: typer.echo(_row_line(i, row), err=True))

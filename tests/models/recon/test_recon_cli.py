@@ -130,3 +130,35 @@ def test_bench_rejects_other_splits(tmp_path: Path) -> None:
 
     res = runner.invoke(bench_app, ["accuracy", "--split", "train", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "only --split test" in res.output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--set", "anchor.no_such_setting=1"], "unknown setting"),
+    (["--set", "anchor.lr_decoder=fast"], "cannot take the value"),
+    (["--set", "ed_only"], "NAME=VALUE"),
+    (["--cases", "5"], "test-split seeds"),
+    (["--cases", "9x"], "comma-separated integers"),
+    (["--n", "5", "--offset", "5000"], "the test split has"),
+])
+def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], says: str) -> None:
+    from service.cli import bench_recon  # noqa: F401  (registers the commands)
+    from service.cli.bench import bench_app
+
+    res = runner.invoke(bench_app, ["accuracy", *args, "--out", str(tmp_path)])
+    assert res.exit_code == 2 and says in res.output, res.output
+
+
+def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path: Path) -> None:
+    from service.cli import bench_recon  # noqa: F401  (registers the commands)
+    from service.cli.bench import bench_app
+
+    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4",
+                                    "--set", "ed_only=true", "--set", "anchor.max_steps=20",
+                                    "--prior", str(smoke_prior_path), "--out", str(tmp_path), "--tag", "-3d"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(next(tmp_path.glob("accuracy-*-n1-3d.json")).read_text())
+    row = doc["rows"][0]
+    assert row["case"] == "cohort-900001" and row["anchor_steps"] == 20
+    assert "esv_ml" not in row and "edv_error_ratio_simpson_over_ours" in doc["summary"]
+    assert "esv_error_ratio_simpson_over_ours" not in doc["summary"]
+    assert doc["options"]["overrides"] == [["ed_only", "true"], ["anchor.max_steps", "20"]]
