@@ -5,6 +5,7 @@ Imported by ``service.cli`` for its side effect of adding the commands to ``benc
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,9 @@ def accuracy(
         ReconConfig.from_profile(profile).with_ablation(ablation).with_overrides(opts.overrides)  # validate early
         shape_prior = _prior(prior, ablation, dev)  # also validates the checkpoint up front
         seeds = _test_seeds(n, offset, only)
+        if not re.fullmatch(r"[A-Za-z0-9._-]*", tag_suffix):
+            raise InputError(f"--tag may hold letters, digits, '.', '_' and '-' only, got {tag_suffix!r}",
+                             code=ErrorCode.VALIDATION_FAILED, field="tag")
         n = len(seeds)
         start = time.perf_counter()
         rows: list[dict[str, Any]] = []

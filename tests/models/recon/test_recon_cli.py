@@ -139,6 +139,7 @@ def test_bench_rejects_other_splits(tmp_path: Path) -> None:
     (["--cases", "5"], "test-split seeds"),
     (["--cases", "9x"], "comma-separated integers"),
     (["--n", "5", "--offset", "5000"], "the test split has"),
+    (["--tag", "../elsewhere"], "--tag may hold"),
 ])
 def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], says: str) -> None:
     from service.cli import bench_recon  # noqa: F401  (registers the commands)
