@@ -151,7 +151,7 @@ class ReconConfig:
 
 
 def _parse_like(current: Any, text: str, name: str) -> Any:
-    """``text`` parsed as the type of ``current`` (bool, int, float, str; None → float)."""
+    """``text`` parsed as the type of ``current`` (bool, int, float, str; None → int, else float)."""
     try:
         if isinstance(current, bool):
             if text.lower() not in ("true", "false", "1", "0"):
@@ -159,7 +159,9 @@ def _parse_like(current: Any, text: str, name: str) -> Any:
             return text.lower() in ("true", "1")
         if isinstance(current, int):
             return int(text)
-        if isinstance(current, float) or current is None:
+        if current is None:
+            return int(text) if text.lstrip("+-").isdigit() else float(text)
+        if isinstance(current, float):
             return float(text)
         if isinstance(current, str):
             return text

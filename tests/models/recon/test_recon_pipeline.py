@@ -104,6 +104,21 @@ def test_unknown_profile_is_rejected() -> None:
         ReconConfig.from_profile("fastest")
 
 
+def test_overrides_are_typed_like_their_fields() -> None:
+    cfg = ReconConfig.from_profile("default").with_overrides(
+        [("anchor.lr_decoder", "0"), ("motion.steps", "12"), ("ed_only", "true"), ("n_frames", "10"),
+         ("sector_half_angle_deg", "35.5")])
+    assert cfg.anchor.lr_decoder == 0.0 and isinstance(cfg.anchor.lr_decoder, float)
+    assert cfg.motion.steps == 12 and cfg.ed_only is True
+    assert cfg.n_frames == 10 and isinstance(cfg.n_frames, int)
+    assert cfg.sector_half_angle_deg == 35.5
+    assert cfg.anchor.max_steps == ReconConfig.from_profile("default").anchor.max_steps
+    for bad in [("anchor.nope", "1"), ("profile.x", "1"), ("anchor", "1"), ("motion.steps", "many"),
+                ("ed_only", "maybe")]:
+        with pytest.raises(InputError):
+            ReconConfig.from_profile("default").with_overrides([bad])
+
+
 def test_paper_profile_follows_the_reference_schedule() -> None:
     cfg = ReconConfig.from_profile("paper")
     assert (cfg.anchor.max_steps, cfg.anchor.shape_steps, cfg.anchor.probe_steps) == (1500, 8, 2)
