@@ -87,6 +87,16 @@ class AnchorConfig:
     unseen_band_mm: float = 10.0
     unseen_plane_sigma_mm: float = 3.0
 
+    @property
+    def decoder_layers(self) -> int:
+        """How many of the decoder's last linear layers are fine-tuned (0 when its lr is 0)."""
+        return self.finetune_layers if self.lr_decoder > 0 else 0
+
+    @property
+    def holds_back_unseen(self) -> bool:
+        """True when decoder fine-tuning is held back where no view looks."""
+        return self.decoder_layers > 0 and self.unseen_anchor_weight > 0
+
 
 @dataclass
 class AnchorFit:
@@ -187,7 +197,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     """
     start = time.perf_counter()
     device = z0.device
-    prior, decoder_params = finetunable_copy(prior, cfg.finetune_layers if cfg.lr_decoder > 0 else 0)
+    prior, decoder_params = finetunable_copy(prior, cfg.decoder_layers)
     latent = LatentParam(z0[None], prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std).to(device)
     shape_groups: list[tuple[list[Tensor], float]] = [([latent.value], cfg.lr_latent)]
     if decoder_params:
@@ -198,7 +208,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     optimise_probes = cfg.optimise_probes and bool(probes.free.any()) and cfg.probe_steps > 0
     cycle = cfg.shape_steps + (cfg.probe_steps if optimise_probes else 0)
     stopper = EarlyStopper(cfg.patience, cfg.rel_tol, max(cfg.min_steps, cfg.anneal_steps))
-    hold_back = unseen if decoder_params and cfg.unseen_anchor_weight > 0 else None
+    hold_back = unseen if decoder_params and cfg.holds_back_unseen else None
     frames = torch.zeros(1, dtype=torch.long, device=device)
     history: list[float] = []
     stopped = False

@@ -109,18 +109,16 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     if cfg.use_tto:
         anchor_cfg = cfg.anchor if cfg.optimise_probes else _no_probes(cfg)
         unseen = None
-        if anchor_cfg.unseen_anchor_weight > 0 and anchor_cfg.finetune_layers > 0 and anchor_cfg.lr_decoder > 0:
+        if anchor_cfg.holds_back_unseen:
             box = _bounding_box({v: masks[v][:1] for v in names}, spacing, probes, cfg.mesh.bbox_margin_mm)
             unseen = build_pool(prior, z_ed, probes, [spacing[v] for v in names], [observed[v] for v in names],
-                                (torch.tensor(box[0], device=device).float(),
-                                 torch.tensor(box[1], device=device).float()),
-                                4 * anchor_cfg.unseen_anchor_points, anchor_cfg.unseen_band_mm,
-                                anchor_cfg.unseen_plane_sigma_mm, generator)
+                                _box_tensors(*box, device), 4 * anchor_cfg.unseen_anchor_points,
+                                anchor_cfg.unseen_band_mm, anchor_cfg.unseen_plane_sigma_mm, generator)
         fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control, unseen)
         z_ed, prior = fit.z, fit.prior
         anchor_info = {"steps": fit.steps, "stopped_early": fit.stopped_early,
                        "final_loss": float(np.mean(fit.loss_history[-10:])),
-                       "decoder_layers_finetuned": anchor_cfg.finetune_layers if anchor_cfg.lr_decoder > 0 else 0}
+                       "decoder_layers_finetuned": anchor_cfg.decoder_layers}
     timings["anchor"] = time.perf_counter() - t0
     control.report(1.0)
 
@@ -145,8 +143,8 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
                 from dataclasses import replace
 
                 motion_cfg = replace(motion_cfg, use_lstm=False, use_velocity=False)
-            mfit: MotionFit = fit_motion(prior, z_init, bank, probes, seed, (torch.tensor(lo, device=device).float(),
-                                         torch.tensor(hi, device=device).float()), motion_cfg, generator, control)
+            mfit: MotionFit = fit_motion(prior, z_init, bank, probes, seed, _box_tensors(lo, hi, device), motion_cfg,
+                                         generator, control)
             z_frames, velocity = mfit.z_tilde, mfit.velocity
             motion_info = {"steps": mfit.steps, "final_loss": float(np.mean(mfit.loss_history[-10:]))}
     timings["motion"] = time.perf_counter() - t0
@@ -264,13 +262,19 @@ def _bounding_box(masks: dict[str, NDArray[np.uint8]], spacing: dict[str, tuple[
     return lo - margin_mm, hi + margin_mm
 
 
+def _box_tensors(lo: NDArray[np.float64], hi: NDArray[np.float64],
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box (lo (3,), hi (3,)) mm as float32 tensors on ``device``."""
+    return (torch.tensor(lo, device=device, dtype=torch.float32),
+            torch.tensor(hi, device=device, dtype=torch.float32))
+
+
 def _surface_seed(prior: ReconPrior, z: torch.Tensor, lo: NDArray[np.float64], hi: NDArray[np.float64], n: int,
                   generator: torch.Generator) -> torch.Tensor:
     """About ``n`` points (S, 3) mm on the zero level set of ``f(z, ·)``: uniform points near the
     surface, projected onto it."""
     device = z.device
-    lo_t = torch.tensor(lo, device=device, dtype=torch.float32)
-    hi_t = torch.tensor(hi, device=device, dtype=torch.float32)
+    lo_t, hi_t = _box_tensors(lo, hi, device)
     cand = lo_t + (hi_t - lo_t) * torch.rand((16 * n, 3), generator=generator, device=device)
     with torch.no_grad():
         f = prior.sdf(z[None], cand[None])[0]
