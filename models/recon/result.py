@@ -17,7 +17,11 @@ from models.geometry.frames import ProbePose
 
 @dataclass(frozen=True)
 class ViewFit:
-    """How well the reconstruction explains one observed view (ED and over all frames)."""
+    """How well the reconstruction explains one observed view (ED and over all frames).
+
+    ``foreshortening_mm``: how far the fitted imaging plane misses the true apex (mm, ≥ 0), as
+    estimated by the probe fit; ``None`` where the reconstruction did not estimate it.
+    """
 
     view: str
     dice_ed: float
@@ -27,6 +31,7 @@ class ViewFit:
     pose: ProbePose
     ed_frame: int
     es_frame: int
+    foreshortening_mm: float | None = None
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,8 @@ class LazySegmenter:
         self.load()
         out: NDArray[np.uint8] = self._impl.segment(frames)
         return out
+
+    def probabilities(self, frames: NDArray[np.uint8]) -> NDArray[np.float32]:
+        self.load()
+        out: NDArray[np.float32] = self._impl.probabilities(frames)
+        return out

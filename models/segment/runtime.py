@@ -31,14 +31,15 @@ from models.segment.protocol import Segmenter
 BATCH = 16
 
 
-def _to_masks(scores: torch.Tensor, lv_label: int) -> torch.Tensor:
-    """(B, C, h, w) model output → (B, h, w) float LV probability-like map in [0, 1]."""
+def _to_probability(scores: torch.Tensor, lv_label: int) -> torch.Tensor:
+    """(B, C, h, w) model output → (B, h, w) LV probability in [0, 1] (sigmoid of one logit
+    channel, or the softmax share of the LV class)."""
     if scores.ndim == 3:
         scores = scores[:, None]
     if scores.shape[1] == 1:
         s = scores[:, 0]
         return s if float(s.min()) >= 0.0 and float(s.max()) <= 1.0 else torch.sigmoid(s)
-    return (scores.argmax(dim=1) == lv_label).float()
+    return torch.softmax(scores.float(), dim=1)[:, lv_label]
 
 
 class _TorchSegmenter:
@@ -53,21 +54,24 @@ class _TorchSegmenter:
         self.input_size = input_size
         self.lv_label = lv_label
 
-    @torch.no_grad()
     def segment(self, frames: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """(T, H, W) uint8 grey → (T, H, W) uint8 {0, 1} LV masks."""
+        return (self.probabilities(frames) > 0.5).astype(np.uint8)
+
+    @torch.no_grad()
+    def probabilities(self, frames: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """(T, H, W) uint8 grey → (T, H, W) float32 LV probability in [0, 1]."""
         t, h, w = frames.shape
-        out = np.zeros((t, h, w), dtype=np.uint8)
+        out = np.zeros((t, h, w), dtype=np.float32)
         for start in range(0, t, BATCH):
             chunk = frames[start : start + BATCH]
             boxed = [letterbox(f, self.input_size) for f in chunk] if self.input_size is not None else []
             x = np.stack([b[0] for b in boxed]) if boxed else chunk
             scaled = normalise(x) if self.normalise_input else x.astype(np.float32) / 255.0
             tensor = torch.from_numpy(scaled)[:, None].to(self.device)
-            prob = _to_masks(self.module(tensor), self.lv_label).float().cpu().numpy()
+            prob = _to_probability(self.module(tensor), self.lv_label).float().cpu().numpy()
             for k in range(len(chunk)):
-                p = unletterbox(prob[k], boxed[k][1]) if boxed else prob[k]
-                out[start + k] = p > 0.5
+                out[start + k] = unletterbox(prob[k], boxed[k][1]) if boxed else prob[k]
         return out
 
 
