@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from models import __version__
 
@@ -150,6 +150,7 @@ def common_kwargs(target: DicomTarget, kind: str, series_number: int, series_des
         "series_description": series_description,
         "content_date": now.date(),
         "content_time": now.time().replace(microsecond=0),
+        "transfer_syntax_uid": ExplicitVRLittleEndian,
     }
 
 
