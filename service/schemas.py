@@ -118,6 +118,8 @@ def job_out(job: Job) -> JobOut:
             artifacts[name] = ArtifactLink(href=f"{base}/artifacts/{name}", content_type=str(meta["content_type"]),
                                            size=meta.get("size"), etag=meta.get("etag"))
     links = {"self": base}
+    if any(name in artifacts for name in DICOM_ARTIFACTS):
+        links["dicom"] = f"{base}/dicom"
     if not status.terminal:
         links["cancel"] = base
     return JobOut(
