@@ -1,7 +1,7 @@
 """Figures for docs/results.md ("PACS outputs"): build the DICOM results and mesh.glb of the real 4D LV
 (biv-me patient 1, ../shared/data/real-lv-4d) and time them, size them and run the validators on them.
 
-    .venv/bin/python tools/pacs_outputs_figures.py [../shared/data/real-lv-4d/biv-me-patient1/bivme_patient1_lv_endo.npz]
+    .venv/bin/python tools/pacs_outputs_figures.py [PATH/TO/bivme_patient1_lv_endo.npz]
 
 The mesh is the MRI-fitted cavity itself (not a reconstruction): what is measured is the export.
 """
@@ -65,7 +65,7 @@ def main() -> None:
         figures["dciodvfy"] = counts
     figures["edv_esv_ef"] = [round(result.edv_ml, 1), round(result.esv_ml, 1), round(result.ef_percent, 1)]
     figures["glb_extent_m"] = np.ptp(result.vertices[0] * 1e-3, axis=0).round(4).tolist()
-    print(json.dumps(figures, indent=1))
+    sys.stdout.write(json.dumps(figures, indent=1) + "\n")
     shutil.rmtree(out)
 
 

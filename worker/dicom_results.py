@@ -14,7 +14,7 @@ results are stored and can be fetched again); the outcome of each push is record
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ def push_dicom(settings: Settings, files: list[Path]) -> dict[str, Any]:
     return outcome
 
 
-def _attempt(kind: str, push: Any) -> dict[str, Any]:
+def _attempt(kind: str, push: Callable[[], tuple[int, str]]) -> dict[str, Any]:
     try:
         sent, detail = push()
     except Exception as exc:  # a push never fails the job: it is recorded and logged instead

@@ -33,7 +33,6 @@ from models import __version__
 MANUFACTURER: Final = "Echo4D"
 MODEL_NAME: Final = "Echo4D 4D LV reconstruction"
 SOFTWARE_VERSION: Final = __version__
-DEVICE_UID_KIND: Final = "device"
 _UID_RE: Final = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _SOURCE_TAGS: Final = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _DIRECTORY_SOP_CLASS: Final = "1.2.840.10008.1.3.10"
@@ -101,7 +100,7 @@ def target_from_sources(sources: list[SourceInstance], uid_seed: str | None = No
 def source_instance(ds: Dataset) -> SourceInstance | None:
     """The UIDs of one DICOM header, or None when one is missing or malformed (or it is a DICOMDIR)."""
     values = [ds.get(keyword) for keyword in _SOURCE_TAGS]
-    if not all(is_uid(str(v)) for v in values if v is not None) or any(v is None for v in values):
+    if any(v is None or not is_uid(str(v)) for v in values):
         return None
     study, series, instance, sop_class = (str(v) for v in values)
     if sop_class == _DIRECTORY_SOP_CLASS:
