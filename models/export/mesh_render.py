@@ -4,7 +4,7 @@ A painter's-algorithm renderer on Pillow: orthographic view of the canonical LV 
 about the long axis and tilted 15° towards the viewer, apex at the top as in an apical echo view,
 faces sorted far to near and filled with two-sided Lambert shading. One scale for every frame (from
 the largest frame), so the wall motion shows. A caption band under the mesh gives the time, the
-volume and ED/ES. About 10 ms a frame for a few thousand faces.
+volume and ED/ES. About 0.09 s a frame for 3,144 faces (the real 4D LV, docs/results.md).
 """
 
 from __future__ import annotations
