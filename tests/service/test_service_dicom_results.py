@@ -6,39 +6,22 @@ read real ones back)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from dicom_kit import multipart_parts
-from service_testkit import ApiHarness
+from service_testkit import ApiHarness, succeed_with
 
-from service.db.models import JobStatus, utcnow
 from service.schemas import ARTIFACTS, DICOM_ARTIFACTS
 from service.storage import output_key
 
 BLOBS = {name: f"DICM-{name}-".encode() * 300 for name in DICOM_ARTIFACTS}
 
 
-def _succeed_with(api: ApiHarness, job_id: str, names: tuple[str, ...]) -> None:
-    jobs, store = api.services.jobs, api.services.store
-    now = utcnow()
-    claim = jobs.claim(job_id, "test", now, now - timedelta(seconds=60))
-    assert claim is not None
-    meta = {}
-    for name in names:
-        obj, ctype = ARTIFACTS[name]
-        raw = BLOBS.get(name, b"{}")
-        info = store.put_stream(output_key(job_id, obj), io.BytesIO(raw), length=len(raw), content_type=ctype)
-        meta[name] = {"key": info.key, "size": info.size, "etag": info.etag, "content_type": ctype}
-    assert jobs.finish(claim, JobStatus.SUCCEEDED, artifacts=meta)
-
-
 @pytest.fixture()
 def done(api: ApiHarness, make_study_zip: Callable[..., bytes]) -> tuple[ApiHarness, str]:
     job_id = api.post_study(make_study_zip()).json()["id"]
-    _succeed_with(api, job_id, ("report.json", *reversed(DICOM_ARTIFACTS)))
+    succeed_with(api, job_id, {"report.json": b"{}"} | {name: BLOBS[name] for name in reversed(DICOM_ARTIFACTS)})
     return api, job_id
 
 
@@ -80,7 +63,7 @@ def test_key_tenant_and_status_rules(done: tuple[ApiHarness, str], api: ApiHarne
 
 def test_a_job_finished_without_dicom_results_is_404(api: ApiHarness, make_study_zip: Callable[..., bytes]) -> None:
     job_id = api.post_study(make_study_zip()).json()["id"]
-    _succeed_with(api, job_id, ("report.json",))
+    succeed_with(api, job_id, {"report.json": b"{}"})
     r = api.client.get(f"/v1/jobs/{job_id}/dicom", headers=api.auth())
     assert r.status_code == 404
     assert "dicom" not in api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()["links"]
