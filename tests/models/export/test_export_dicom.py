@@ -8,8 +8,10 @@ import io
 import shutil
 import subprocess
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -18,7 +20,7 @@ import trimesh
 from dicom_kit import cardiac_masks, dicom_bytes
 from pydicom import dcmread
 
-from models.export.dicom_common import SourceInstance, read_sources, target_from_sources
+from models.export.dicom_common import DicomTarget, SourceInstance, read_sources, target_from_sources
 from models.export.dicom_sc import MF_TRUE_COLOR_SC_SOP_CLASS
 from models.export.dicom_sr import LV_EDV, LV_EF, LV_ESV, METHOD_3D, STROKE_VOLUME, build_volume_sr
 from models.export.dicom_stl import ENCAPSULATED_STL_SOP_CLASS, stl_bytes
@@ -34,28 +36,29 @@ PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"
                     "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
+@dataclass
+class Written:
+    target: DicomTarget
+    files: dict[str, Path]
+    result: ReconResult
+
+    def read(self, name: str) -> Any:
+        return dcmread(self.files[f"{DICOM_DIR}/{name}"])
+
+
 @pytest.fixture(params=["dicom input", "other input"])
-def written(request: pytest.FixtureRequest, tmp_path: Path, beating_result: ReconResult) -> dict[str, object]:
+def written(request: pytest.FixtureRequest, tmp_path: Path, beating_result: ReconResult) -> Written:
     sources = SOURCES if request.param == "dicom input" else []
     target = target_from_sources(sources, uid_seed="job-123")
     preview = render_preview(beating_result, tmp_path / "preview.png")
-    files = write_dicom_outputs(beating_result, tmp_path, target, NOW, preview)
-    return {"target": target, "files": files, "result": beating_result}
+    return Written(target, write_dicom_outputs(beating_result, tmp_path, target, NOW, preview), beating_result)
 
 
-def _read(written: dict[str, object], name: str) -> object:
-    files = written["files"]
-    assert isinstance(files, dict)
-    return dcmread(files[f"{DICOM_DIR}/{name}"])
-
-
-def test_all_four_objects_sit_in_the_target_study_with_no_patient_value(written: dict[str, object]) -> None:
-    target = written["target"]
-    files = written["files"]
-    assert isinstance(files, dict)
+def test_all_four_objects_sit_in_the_target_study_with_no_patient_value(written: Written) -> None:
+    target, files = written.target, written.files
     assert sorted(files) == sorted(f"{DICOM_DIR}/{n}" for n in (SR_NAME, STL_NAME, CINE_NAME, PREVIEW_SC_NAME))
     datasets = [dcmread(p) for p in files.values()]
-    assert {ds.StudyInstanceUID for ds in datasets} == {target.study_instance_uid}  # type: ignore[attr-defined]
+    assert {ds.StudyInstanceUID for ds in datasets} == {target.study_instance_uid}
     assert len({ds.SOPInstanceUID for ds in datasets}) == 4
     assert {ds.Modality for ds in datasets} == {"SR", "M3D", "OT"}
     for ds in datasets:
@@ -64,10 +67,9 @@ def test_all_four_objects_sit_in_the_target_study_with_no_patient_value(written:
             assert keyword in ds and ds[keyword].value in (None, ""), keyword
 
 
-def test_sr_holds_edv_esv_sv_ef_with_the_method_and_the_evidence(written: dict[str, object]) -> None:
-    result, target = written["result"], written["target"]
-    assert isinstance(result, ReconResult)
-    sr = hd.sr.srread(written["files"][f"{DICOM_DIR}/{SR_NAME}"])  # type: ignore[index]
+def test_sr_holds_edv_esv_sv_ef_with_the_method_and_the_evidence(written: Written) -> None:
+    result, target = written.result, written.target
+    sr = hd.sr.srread(written.files[f"{DICOM_DIR}/{SR_NAME}"])
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
     (group,) = sr.content.get_image_measurement_groups()
     values = {m.name.value: (m.value, m.unit.value, m.method.value if m.method else None)
@@ -81,19 +83,18 @@ def test_sr_holds_edv_esv_sv_ef_with_the_method_and_the_evidence(written: dict[s
     assert {c.CodingSchemeDesignator for c in sr.CodingSchemeIdentificationSequence} >= {"99ECHO4D"}
     evidence = {ref.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
                 for series in study.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence}
-    stl = _read(written, STL_NAME)
-    assert evidence == {s.sop_instance_uid for s in target.sources} | {stl.SOPInstanceUID}  # type: ignore[union-attr, attr-defined]
+    stl = written.read(STL_NAME)
+    assert evidence == {s.sop_instance_uid for s in target.sources} | {stl.SOPInstanceUID}
     assert "PertinentOtherEvidenceSequence" not in sr
 
 
-def test_stl_is_the_ed_mesh_in_mm(written: dict[str, object]) -> None:
-    result = written["result"]
-    assert isinstance(result, ReconResult)
-    ds = _read(written, STL_NAME)
-    assert ds.SOPClassUID == ENCAPSULATED_STL_SOP_CLASS and ds.Modality == "M3D"  # type: ignore[attr-defined]
-    assert ds.MIMETypeOfEncapsulatedDocument == "model/stl"  # type: ignore[attr-defined]
-    assert ds.MeasurementUnitsCodeSequence[0].CodeValue == "mm"  # type: ignore[attr-defined]
-    raw = bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength]  # type: ignore[attr-defined]
+def test_stl_is_the_ed_mesh_in_mm(written: Written) -> None:
+    result = written.result
+    ds = written.read(STL_NAME)
+    assert ds.SOPClassUID == ENCAPSULATED_STL_SOP_CLASS and ds.Modality == "M3D"
+    assert ds.MIMETypeOfEncapsulatedDocument == "model/stl"
+    assert ds.MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    raw = bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength]
     mesh = trimesh.load(io.BytesIO(raw), file_type="stl")
     assert len(mesh.faces) == len(result.faces) and mesh.is_watertight
     assert mesh.volume / 1000.0 == pytest.approx(result.edv_ml, rel=1e-4)  # mm³ → ml
@@ -101,22 +102,21 @@ def test_stl_is_the_ed_mesh_in_mm(written: dict[str, object]) -> None:
                                              result.vertices[result.ed_frame].max(0)], atol=1e-4)
 
 
-def test_secondary_captures_play_the_cycle_and_show_the_preview(written: dict[str, object], tmp_path: Path) -> None:
-    result = written["result"]
-    assert isinstance(result, ReconResult)
-    cine, preview = _read(written, CINE_NAME), _read(written, PREVIEW_SC_NAME)
-    assert cine.SOPClassUID == preview.SOPClassUID == MF_TRUE_COLOR_SC_SOP_CLASS  # type: ignore[attr-defined]
-    assert cine.SeriesInstanceUID == preview.SeriesInstanceUID  # type: ignore[attr-defined]
-    frames = cine.pixel_array  # type: ignore[attr-defined]
+def test_secondary_captures_play_the_cycle_and_show_the_preview(written: Written, tmp_path: Path) -> None:
+    result = written.result
+    cine, preview = written.read(CINE_NAME), written.read(PREVIEW_SC_NAME)
+    assert cine.SOPClassUID == preview.SOPClassUID == MF_TRUE_COLOR_SC_SOP_CLASS
+    assert cine.SeriesInstanceUID == preview.SeriesInstanceUID
+    frames = cine.pixel_array
     assert frames.shape[0] == result.n_frames and frames.shape[-1] == 3
-    assert cine.FrameTime == pytest.approx(1000 * np.diff(result.frame_times_s).mean())  # type: ignore[attr-defined]
+    assert cine.FrameTime == pytest.approx(1000 * np.diff(result.frame_times_s).mean())
     lit = (frames.max(axis=-1) > 40).reshape(result.n_frames, -1).sum(axis=1)
     assert lit.min() > 0.05 * frames[0].shape[0] * frames[0].shape[1]  # the mesh is drawn in every frame
     assert lit[result.es_frame] < lit[result.ed_frame]  # and it contracts
     from PIL import Image
 
     with Image.open(tmp_path / "preview.png") as img:
-        np.testing.assert_array_equal(preview.pixel_array, np.asarray(img.convert("RGB")))  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(preview.pixel_array, np.asarray(img.convert("RGB")))
 
 
 def test_uids_are_reproducible_per_job_and_differ_between_jobs(tmp_path: Path, beating_result: ReconResult) -> None:
@@ -148,7 +148,7 @@ def test_sources_are_read_from_files_folders_and_zips(tmp_path: Path) -> None:
     assert all(s.sop_class_uid == US_MF for s in found)
 
 
-def test_non_finite_volumes_are_refused(result_factory) -> None:  # type: ignore[no-untyped-def]
+def test_non_finite_volumes_are_refused(result_factory: Any) -> None:
     r = result_factory()
     r.volumes_ml[r.ed_frame] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
@@ -160,15 +160,13 @@ def test_stl_refuses_bad_meshes() -> None:
         stl_bytes(np.zeros((3, 3)), np.array([[0, 1, 3]]))
 
 
-def test_dciodvfy_finds_no_error(written: dict[str, object]) -> None:
+def test_dciodvfy_finds_no_error(written: Written) -> None:
     """dicom3tools' IOD verifier (``apt-get install dicom3tools``). Its only warnings are expected: the empty
     Type 2 patient/study values (no PHI; a DICOMDIR would want them) and Echo4D's private coding scheme."""
     tool = shutil.which("dciodvfy")
     if tool is None:
         pytest.skip("dciodvfy is not installed (Debian package dicom3tools)")
-    files = written["files"]
-    assert isinstance(files, dict)
-    for path in files.values():
+    for path in written.files.values():
         run = subprocess.run([tool, "-new", str(path)], capture_output=True, text=True, timeout=60, check=False)
         lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("Error")]
