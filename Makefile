@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[worker,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The Khronos glTF validator (npm) for the mesh.glb test; without npm the test skips and says why.
+GLTF_VALIDATOR := tools/gltf-validator/node_modules/.package-lock.json
+$(GLTF_VALIDATOR): tools/gltf-validator/package-lock.json
+	@if command -v npm >/dev/null; then cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the glTF validator test will skip"; fi
+
+install: $(STAMP) $(GLTF_VALIDATOR)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ import structlog
 from fastapi import FastAPI
 
 from models import __version__
-from service.api import artifacts, dicomweb, health, jobs, studies
+from service.api import artifacts, dicom_results, dicomweb, health, jobs, studies
 from service.config import Settings
 from service.context import Services, build_services
 from service.errors import install_problem_handler
@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     install_problem_handler(app)
     install_problem_openapi(app)
-    for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, health.router):
+    for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, dicom_results.router,
+                   health.router):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)

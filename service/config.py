@@ -98,12 +98,26 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, description="Deliveries tried before a webhook is given up.")
     webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook POST.")
 
+    # --- DICOM results back to PACS (pushed by the worker after upload; GET /v1/jobs/{id}/dicom always) ---
+    dicom_push_host: str | None = Field(default=None, description="C-STORE peer host (unset: no C-STORE push).")
+    dicom_push_port: int = Field(default=104, ge=1, le=65535, description="C-STORE peer port.")
+    dicom_push_called_ae: str = Field(default="ANY-SCP", min_length=1, max_length=16,
+                                      description="AE title of the C-STORE peer.")
+    dicom_push_calling_ae: str = Field(default="ECHO4D", min_length=1, max_length=16,
+                                       description="Echo4D's own AE title.")
+    dicom_stow_url: str | None = Field(default=None, pattern=r"^https?://\S+$",
+                                       description="DICOMweb STOW-RS URL the results are POSTed to, "
+                                       "e.g. https://pacs/dicom-web/studies (unset: no STOW-RS push).")
+    dicom_stow_token: SecretStr | None = Field(default=None, description="Bearer token for the STOW-RS endpoint.")
+    dicom_push_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of each push (connect, each reply).")
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines).")
 
     @field_validator("database_url", "broker_url", "s3_public_endpoint", "store_dir", "prior_checkpoint",
-                     "metrics_multiproc_dir", "broker_visibility_timeout_s", "webhook_secret", mode="before")
+                     "metrics_multiproc_dir", "broker_visibility_timeout_s", "webhook_secret",
+                     "dicom_push_host", "dicom_stow_url", "dicom_stow_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``ECHO4D_BROKER_URL=`` means unset (embedded), not a broker at the empty URL."""

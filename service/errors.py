@@ -79,6 +79,13 @@ class UnsupportedMediaType(ServiceError):
     default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
+class NotAcceptable(ServiceError):
+    """406: the ``Accept`` header admits none of the media types the route serves."""
+
+    status = 406
+    default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
 class RangeNotSatisfiable(ServiceError):
     status = 416
     default_code = ErrorCode.VALIDATION_FAILED

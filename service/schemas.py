@@ -17,7 +17,13 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "ed.ply": ("ed.ply", "model/x-ply"),
     "es.ply": ("es.ply", "model/x-ply"),
     "preview.png": ("preview.png", "image/png"),
+    # DICOM results (also served together by GET /v1/jobs/{id}/dicom)
+    "sr.dcm": ("dicom/sr.dcm", "application/dicom"),
+    "mesh-stl.dcm": ("dicom/mesh-stl.dcm", "application/dicom"),
+    "cine-sc.dcm": ("dicom/cine-sc.dcm", "application/dicom"),
+    "preview-sc.dcm": ("dicom/preview-sc.dcm", "application/dicom"),
 }
+DICOM_ARTIFACTS = ("sr.dcm", "mesh-stl.dcm", "cine-sc.dcm", "preview-sc.dcm")
 DOWNLOAD_NAMES = {"meshes": "meshes.zip"}
 
 # failure codes that are not the client's fault (the job's problem object says 500 for them)
@@ -112,6 +118,8 @@ def job_out(job: Job) -> JobOut:
             artifacts[name] = ArtifactLink(href=f"{base}/artifacts/{name}", content_type=str(meta["content_type"]),
                                            size=meta.get("size"), etag=meta.get("etag"))
     links = {"self": base}
+    if any(name in artifacts for name in DICOM_ARTIFACTS):
+        links["dicom"] = f"{base}/dicom"
     if not status.terminal:
         links["cancel"] = base
     return JobOut(

@@ -67,6 +67,26 @@ class ApiHarness:
                                 data=data or {}, headers={**self.auth(key), **(headers or {})})
 
 
+def succeed_with(api: ApiHarness, job_id: str, blobs: dict[str, bytes]) -> None:
+    """Finish ``job_id`` as succeeded with ``blobs`` stored as its artifacts (public name → bytes)."""
+    from datetime import timedelta
+
+    from service.db.models import JobStatus, utcnow
+    from service.schemas import ARTIFACTS
+    from service.storage import output_key
+
+    jobs, store = api.services.jobs, api.services.store
+    now = utcnow()
+    claim = jobs.claim(job_id, "test", now, now - timedelta(seconds=60))
+    assert claim is not None
+    meta = {}
+    for name, raw in blobs.items():
+        obj, ctype = ARTIFACTS[name]
+        info = store.put_stream(output_key(job_id, obj), io.BytesIO(raw), length=len(raw), content_type=ctype)
+        meta[name] = {"key": info.key, "size": info.size, "etag": info.etag, "content_type": ctype}
+    assert jobs.finish(claim, JobStatus.SUCCEEDED, artifacts=meta)
+
+
 def embedded_settings(data_dir: Path, **overrides: Any) -> Any:
     """Settings of an embedded service in ``data_dir`` with background threads off unless asked."""
     from service.config import Settings

@@ -12,7 +12,7 @@ import math
 import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from models.study import Study
 from service.schemas import ARTIFACTS
 from service.storage import ObjectStore, input_key, output_key
 from worker.control import JobControl
+from worker.dicom_results import export_dicom
 from worker.model_cache import ModelCache
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}$")
@@ -32,6 +33,7 @@ REQUIRED_OUTPUTS = ("report.json", "mesh.glb")
 class PipelineResult:
     artifacts: dict[str, dict[str, Any]]
     summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)  # artifact name → local file (until workdir goes)
 
 
 # ----------------------------------------------------------------------------- the model calls
@@ -169,7 +171,9 @@ def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, wo
         info = {"job_id": claim.job_id, "profile": claim.profile, "input_kind": claim.input_kind,
                 "views": study.view_names}
         out_dir = workdir / "out"
-        files = package_outputs(out_dir, export(result, out_dir, info))
+        files = export(result, out_dir, info)
+        files |= export_dicom(result, paths, out_dir, claim.job_id, files.get("preview.png"))
+        files = package_outputs(out_dir, files)
     with control.stage("upload"):
         artifacts = upload_outputs(store, claim.job_id, files)
-    return PipelineResult(artifacts, summarize(result, study))
+    return PipelineResult(artifacts, summarize(result, study), files)

@@ -13,7 +13,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -26,9 +26,11 @@ from service.config import Settings
 from service.db.jobs import Claim, JobError, JobRepository
 from service.db.models import JobStatus, utcnow
 from service.metrics import Metrics
+from service.schemas import DICOM_ARTIFACTS
 from service.storage import ObjectStore
 from service.webhooks import WebhookSender
 from worker.control import DeadlineExceeded, JobCancelled, JobControl
+from worker.dicom_results import push_configured, push_dicom
 from worker.model_cache import ModelCache
 from worker.pipeline import run_pipeline
 
@@ -123,6 +125,9 @@ def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
     try:
         with control:
             result = run_pipeline(ctx.store, ctx.models, control, workdir)
+            if push_configured(settings):
+                pushed = push_dicom(settings, [result.files[n] for n in DICOM_ARTIFACTS if n in result.files])
+                result = replace(result, summary={**result.summary, "dicom_push": pushed})
         return _finish(ctx, claim, JobStatus.SUCCEEDED, artifacts=result.artifacts, summary=result.summary,
                        timings=control.timings)
     except JobCancelled:

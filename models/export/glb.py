@@ -5,8 +5,9 @@ POSITION, NORMAL and uint32 indices. Frame k is morph target k (POSITION and NOR
 from frame 0; target 0's deltas are zero). One animation drives the node's ``weights``: its
 sampler input is the frame times (s), its output a one-hot weight vector per keyframe (T×T
 floats) with LINEAR interpolation, so a viewer blends frame k into frame k+1 between their
-times and the mesh plays through the cycle. Positions are in mm in the canonical LV frame
-(glTF's nominal unit is the metre; ``asset.extras.units`` says ``mm``).
+times and the mesh plays through the cycle. Positions are in metres (glTF's unit, so a generic
+viewer shows a ventricle about 8 cm tall) in the canonical LV frame; ``asset.extras.units`` says
+``m``. The inputs, like the VTP/PLY outputs, are in mm.
 
 The binary container (12-byte header, JSON chunk padded with spaces, BIN chunk padded with
 zeros, both to 4 bytes) is produced by pygltflib; every bufferView is 4-byte aligned.
@@ -27,6 +28,7 @@ GENERATOR: Final[str] = "echo4d models.export.glb"
 ARRAY_BUFFER: Final[int] = 34962
 ELEMENT_ARRAY_BUFFER: Final[int] = 34963
 LV_COLOUR_RGBA: Final[list[float]] = [0.80, 0.22, 0.22, 1.0]
+METRES_PER_MM: Final[float] = 1e-3
 
 
 def vertex_normals(vertices: NDArray[np.float64], faces: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -112,8 +114,9 @@ class _BlobBuilder:
 def glb_bytes(
     vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64]
 ) -> bytes:
-    """The GLB file content for vertices (T, N, 3) mm, faces (F, 3) and frame times (T,) s."""
-    v, f, times = check_sequence(vertices, faces, frame_times_s)
+    """The GLB file content for vertices (T, N, 3) mm, faces (F, 3) and frame times (T,) s; written in metres."""
+    v_mm, f, times = check_sequence(vertices, faces, frame_times_s)
+    v = v_mm * METRES_PER_MM
     n_frames = v.shape[0]
     base = v[0]
     base_normals = vertex_normals(base, f)
@@ -146,7 +149,7 @@ def glb_bytes(
         asset=pygltflib.Asset(
             version="2.0",
             generator=GENERATOR,
-            extras={"units": "mm", "coordinate_frame": "echo4d-canonical-lv", "frame_times_s": times.tolist()},
+            extras={"units": "m", "coordinate_frame": "echo4d-canonical-lv", "frame_times_s": times.tolist()},
         ),
         scene=0,
         scenes=[pygltflib.Scene(nodes=[0], name="echo4d")],
@@ -156,7 +159,7 @@ def glb_bytes(
                 name="lv_endocardium",
                 primitives=[primitive],
                 weights=[0.0] * n_frames,
-                extras={"targetNames": names, "units": "mm"},
+                extras={"targetNames": names, "units": "m"},
             )
         ],
         materials=[

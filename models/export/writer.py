@@ -11,7 +11,7 @@ Layout of ``out_dir``::
 
 Every file is written atomically (temp file + ``os.replace``) and the report goes last, so a
 folder with a ``report.json`` is complete and a crash never leaves a half-written artefact.
-All meshes are in mm in the canonical LV frame.
+All meshes are in mm in the canonical LV frame, except mesh.glb: metres, glTF's unit.
 """
 
 from __future__ import annotations

@@ -351,48 +351,6 @@ def find_needles(blob: bytes | str, needles: list[str]) -> list[str]:
     return [n for n in needles if n.lower() in low]
 
 
-def dicom_bytes(frames: Any, *, view: str = "A4C", patient: dict[str, str] | None = None,
-                frame_time_ms: float = 40.0, delta_cm: float = 0.03, **attrs: Any) -> bytes:
-    """A US Multi-frame Image Storage file (explicit VR little endian) holding ``frames`` (T, H, W) uint8,
-    with a Sequence of Ultrasound Regions (spacing), a frame time and ``patient`` values planted."""
-    import io
-
-    import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import generate_uid
-
-    t, rows, cols = frames.shape
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.SeriesDescription = view
-    for k, v in (patient or {"SeriesInstanceUID": generate_uid(), "StudyInstanceUID": generate_uid()}).items():
-        setattr(ds, k, v)
-    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, t
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.FrameTime = frame_time_ms
-    region = Dataset()
-    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = cols - 1, rows - 1
-    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = region.PhysicalDeltaY = float(delta_cm)
-    ds.SequenceOfUltrasoundRegions = Sequence([region])
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    ds.PixelData = np.ascontiguousarray(frames).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
 def npy_header_only(shape: tuple[int, ...]) -> bytes:
     """A .npy file whose header declares ``shape`` (uint8) but which holds only 64 bytes of data."""
     import io

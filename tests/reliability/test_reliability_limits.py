@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dicom_kit import dicom_bytes
 from reliability_kit import (
     assert_jobs_consistent,
-    dicom_bytes,
     job_row,
     npy_header_only,
     run_until_terminal,

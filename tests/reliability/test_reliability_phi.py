@@ -5,7 +5,8 @@ Searched afterwards for every planted value (and distinctive pieces of them): ev
 the worker (stderr and the logging records), the Prometheus text, every object key in the store, every
 artifact downloaded over HTTP, the job resources (one, list), and the job table's idempotency keys. The
 DICOMweb STOW-RS route is checked the same way, except for its response, where the standard requires the
-instance UIDs.
+instance UIDs. The DICOM results (sr.dcm, mesh-stl.dcm, cine/preview-sc.dcm) may carry the source study's
+UIDs, which place them in that study, and nothing else of the patient.
 """
 
 from __future__ import annotations
@@ -13,33 +14,21 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from reliability_kit import FAKE_PATIENT, dicom_bytes, find_needles, phi_needles
+from dicom_kit import cardiac_masks, dicom_bytes, read_dicom
+from reliability_kit import FAKE_PATIENT, find_needles, phi_needles
 from service_testkit import ApiHarness, embedded_settings, worker_context
 
 from worker.runner import Outcome, run_job
 
 NEEDLES = phi_needles()
 UIDS = [FAKE_PATIENT["StudyInstanceUID"], FAKE_PATIENT["SeriesInstanceUID"]]
-
-
-def cardiac_masks(n_frames: int = 10, shape: tuple[int, int] = (96, 72)) -> np.ndarray:
-    """(T, H, W) uint8 {0, 255}: an apex-up ellipse that contracts mid-cycle (a mask cine exported as DICOM)."""
-    h, w = shape
-    rr, cc = np.mgrid[0:h, 0:w].astype(np.float64)
-    out = np.zeros((n_frames, h, w), np.uint8)
-    for k in range(n_frames):
-        s = 1.0 - 0.22 * math.sin(math.pi * k / (n_frames - 1))
-        a, b = 0.36 * h * s, 0.28 * w * math.sqrt(s)
-        out[k] = (((rr - 0.1 * h - a) / a) ** 2 + ((cc - w / 2) / b) ** 2 <= 1.0) * 255
-    return out
+PATIENT_ONLY = [n for n in NEEDLES if not any(n in uid for uid in UIDS)]  # needles that are no piece of a UID
 
 
 @pytest.fixture()
@@ -94,7 +83,15 @@ def test_planted_patient_values_appear_in_no_log_metric_key_or_output(phi_api: A
     seen["stderr log lines"] = (out + err).encode()
     seen["log records"] = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records).encode()
     assert b"job_finished" in seen["stderr log lines"]  # the worker's log was captured
-    leaks = {where: found for where, blob in seen.items() if (found := find_needles(blob, NEEDLES))}
+    # The DICOM results go back into the source study, so they must carry its UIDs (and the SR and STL name
+    # the source instances by theirs); no other planted value.
+    dicom = {where: blob for where, blob in seen.items() if where.endswith(".dcm")}
+    assert len(dicom) == 4
+    sr = read_dicom(seen["artifact sr.dcm"])
+    assert sr.StudyInstanceUID == FAKE_PATIENT["StudyInstanceUID"]
+    assert (sr.PatientName, sr.PatientID, sr.PatientBirthDate, sr.AccessionNumber) == ("", "", "", "")
+    leaks = {where: found for where, blob in seen.items()
+             if (found := find_needles(blob, PATIENT_ONLY if where in dicom else NEEDLES))}
     assert leaks == {}
     print(f"FIGURE phi: {len(NEEDLES)} planted strings searched in {len(seen)} places "
           f"({sum(len(b) for b in seen.values()) / 1e6:.1f} MB), job succeeded, 0 found")
@@ -118,8 +115,7 @@ def test_stow_rs_keeps_patient_values_out_of_keys_logs_and_metrics(phi_api: ApiH
     job_url = r.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
     job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
     # the STOW-RS response may carry UIDs (the standard requires them), nothing else of the patient
-    patient_only = [n for n in NEEDLES if not any(n in uid for uid in UIDS)]
-    assert find_needles(r.content, patient_only) == []
+    assert find_needles(r.content, PATIENT_ONLY) == []
     seen: dict[str, Any] = {
         "object keys": "\n".join(phi_api.services.store.list_keys("inputs/")),
         "metrics": phi_api.client.get("/metrics").text,

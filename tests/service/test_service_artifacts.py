@@ -6,39 +6,20 @@ not a reconstruction (the end-to-end tests download real ones).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from service_testkit import ApiHarness, embedded_settings
-
-from service.db.models import JobStatus, utcnow
-from service.schemas import ARTIFACTS
-from service.storage import output_key
+from service_testkit import ApiHarness, embedded_settings, succeed_with
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
-
-
-def _succeed_with(api: ApiHarness, job_id: str, blobs: dict[str, bytes]) -> None:
-    jobs, store = api.services.jobs, api.services.store
-    now = utcnow()
-    claim = jobs.claim(job_id, "test", now, now - timedelta(seconds=60))
-    assert claim is not None
-    meta = {}
-    for name, raw in blobs.items():
-        obj, ctype = ARTIFACTS[name]
-        info = store.put_stream(output_key(job_id, obj), io.BytesIO(raw), length=len(raw), content_type=ctype)
-        meta[name] = {"key": info.key, "size": info.size, "etag": info.etag, "content_type": ctype}
-    assert jobs.finish(claim, JobStatus.SUCCEEDED, artifacts=meta)
 
 
 @pytest.fixture()
 def done(api: ApiHarness, make_study_zip: Callable[..., bytes]) -> tuple[ApiHarness, str]:
     job_id = api.post_study(make_study_zip()).json()["id"]
-    _succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b'{"ok": true}', "meshes": b"PK..."})
+    succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b'{"ok": true}', "meshes": b"PK..."})
     return api, job_id
 
 
@@ -94,7 +75,7 @@ def test_minio_store_redirects_to_a_presigned_url(api_factory, tmp_data_dir: Pat
                                  s3_access_key="testing", s3_secret_key="testing")
     api = api_factory(settings)
     job_id = api.post_study(make_study_zip()).json()["id"]
-    _succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b"{}"})
+    succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b"{}"})
     r = api.client.get(f"/v1/jobs/{job_id}/artifacts/mesh.glb", headers=api.auth(), follow_redirects=False)
     assert r.status_code == 307 and "X-Amz-Signature" in r.headers["location"]
     assert httpx.get(r.headers["location"]).content == PAYLOAD
@@ -106,6 +87,6 @@ def test_minio_store_proxies_when_presign_is_off(api_factory, tmp_data_dir: Path
                                  s3_access_key="testing", s3_secret_key="testing", s3_presign=False)
     api = api_factory(settings)
     job_id = api.post_study(make_study_zip()).json()["id"]
-    _succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b"{}"})
+    succeed_with(api, job_id, {"mesh.glb": PAYLOAD, "report.json": b"{}"})
     r = api.client.get(f"/v1/jobs/{job_id}/artifacts/mesh.glb", headers={**api.auth(), "Range": "bytes=5-9"})
     assert r.status_code == 206 and r.content == PAYLOAD[5:10]

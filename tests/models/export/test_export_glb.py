@@ -36,7 +36,7 @@ def test_glb_round_trip(tmp_path: Path, beating_result: ReconResult) -> None:
     t, n = r.vertices.shape[:2]
     path = write_glb(r.vertices, r.faces, r.frame_times_s, tmp_path / "mesh.glb")
     gltf = pygltflib.GLTF2().load(str(path))
-    assert gltf.asset.version == "2.0" and gltf.asset.extras["units"] == "mm"
+    assert gltf.asset.version == "2.0" and gltf.asset.extras["units"] == "m"
     prim = gltf.meshes[0].primitives[0]
     assert len(prim.targets) == t
     assert gltf.meshes[0].weights == [0.0] * t
@@ -47,7 +47,8 @@ def test_glb_round_trip(tmp_path: Path, beating_result: ReconResult) -> None:
     base = _accessor_array(gltf, prim.attributes.POSITION)
     for k, target in enumerate(prim.targets):
         delta = _accessor_array(gltf, _target(target, "POSITION"))
-        np.testing.assert_allclose(base + delta, r.vertices[k].astype(np.float32), atol=1e-5, rtol=0)
+        # glTF's unit is the metre: 1e-8 m = 1e-5 mm (float32 rounding at ~0.1 m)
+        np.testing.assert_allclose(base + delta, (r.vertices[k] * 1e-3).astype(np.float32), atol=1e-8, rtol=0)
         normals = _accessor_array(gltf, prim.attributes.NORMAL) + _accessor_array(gltf, _target(target, "NORMAL"))
         np.testing.assert_allclose(normals, vertex_normals(r.vertices[k], r.faces), atol=1e-5)
     assert not _accessor_array(gltf, _target(prim.targets[0], "POSITION")).any()
