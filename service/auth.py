@@ -8,6 +8,7 @@ Only the hash is stored; the plain key is shown once when it is created.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,8 @@ import string
 from dataclasses import dataclass
 
 from service.db.tenants import TenantRepository
-from service.errors import Unauthorized
+from service.errors import RateLimited, Unauthorized
+from service.ratelimit import RateLimiter
 
 _ALPHABET = string.ascii_letters + string.digits
 KEY_PREFIX = "e4d_"
@@ -60,16 +62,36 @@ _DUMMY_HASH = "0" * 64
 
 
 class Authenticator:
-    """Resolves a presented key to a :class:`Principal` or raises :class:`Unauthorized` (401)."""
+    """Resolves a presented key to a :class:`Principal` or raises :class:`Unauthorized` (401).
 
-    def __init__(self, tenants: TenantRepository, pepper: str) -> None:
+    With a ``failures`` limiter, wrong keys are counted per key id and per client address; once either has
+    used its budget, further attempts are answered 429 without checking the key (brute force, log floods).
+    """
+
+    def __init__(self, tenants: TenantRepository, pepper: str, failures: RateLimiter | None = None) -> None:
         self._tenants = tenants
         self._pepper = pepper
+        self._failures = failures
 
-    def authenticate(self, presented: str | None) -> Principal:
+    def authenticate(self, presented: str | None, client: str | None = None) -> Principal:
         if not presented:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
         key_id = parse_key_id(presented)
+        buckets = [f"key:{key_id}" if key_id else "key:-", f"addr:{client or '-'}"]
+        if self._failures is not None:
+            waits = [w for b in buckets if (w := self._failures.blocked(b)) is not None]
+            if waits:
+                raise RateLimited(max(waits), "too many failed authentications")
+        try:
+            return self._verify(presented, key_id)
+        except Unauthorized:
+            if self._failures is not None:
+                for b in buckets:
+                    with contextlib.suppress(RateLimited):
+                        self._failures.check(b)
+            raise
+
+    def _verify(self, presented: str, key_id: str | None) -> Principal:
         row = self._tenants.get_key(key_id) if key_id else None
         computed = hash_key(presented, self._pepper)
         stored = row.key_hash if row is not None else _DUMMY_HASH

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     max_compression_ratio: float = Field(default=1024.0, gt=1, description="Per-member zip ratio cap (zip bombs).")
     rate_limit_per_minute: float = Field(default=600.0, ge=0, description="Requests per API key per minute (0: off).")
     rate_limit_burst: int = Field(default=60, ge=1, description="Requests a key may send at once.")
+    auth_failures_per_minute: float = Field(
+        default=30.0, ge=0, description="Failed authentications per key id and per client address per minute "
+        "before 429 (0: off).")
+    auth_failure_burst: int = Field(default=20, ge=1, description="Failed authentications allowed at once.")
+    body_idle_timeout_s: float = Field(default=30.0, gt=0, description="408 when an upload sends no bytes this long.")
     api_key_pepper: SecretStr = Field(default=SecretStr(""), description="Server secret mixed into API key hashes.")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key signing webhooks (unset: disabled).")
     webhook_allow_private: bool = Field(default=False, description="Allow webhooks to loopback/private addresses.")

@@ -62,6 +62,7 @@ def build_services(settings: Settings, *, metrics: Metrics | None = None, migrat
         settings=settings, engine=engine, sessions=sessions, jobs=JobRepository(sessions), tenants=tenants,
         store=store, queue=queue if queue is not None else build_queue(settings),
         metrics=metrics if metrics is not None else Metrics(),
-        authenticator=Authenticator(tenants, settings.api_key_pepper.get_secret_value()),
+        authenticator=Authenticator(tenants, settings.api_key_pepper.get_secret_value(),
+                                    RateLimiter(settings.auth_failures_per_minute, settings.auth_failure_burst)),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )

@@ -21,6 +21,8 @@ from models.errors import ErrorCode, InputError
 from service.errors import UnsupportedMediaType
 
 DICOM_MEDIA_TYPE = "application/dicom"
+SPOOL_PART_BYTES = 64 * 1024  # a part larger than this goes to a temp file on disk
+SPOOL_REQUEST_BYTES = 4 * 1024 * 1024  # at most this much of one request's parts is held in memory
 FAILURE_CANNOT_UNDERSTAND = 0xC000
 FAILURE_STUDY_MISMATCH = 0xA900
 
@@ -68,7 +70,9 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
         if len(parts) >= max_parts:
             raise InputError(f"at most {max_parts} instances per request", code=ErrorCode.TOO_LARGE, field="body")
         headers.clear()
-        spool: Any = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        in_memory = len(parts) < SPOOL_REQUEST_BYTES // SPOOL_PART_BYTES  # later parts go straight to disk
+        spool: Any = (tempfile.SpooledTemporaryFile(max_size=SPOOL_PART_BYTES) if in_memory  # noqa: SIM115
+                      else tempfile.TemporaryFile())  # noqa: SIM115
         parts.append(ReceivedPart(spool))
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -94,15 +98,13 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
                       "on_headers_finished": on_headers_finished, "on_part_data": on_part_data}
     parser = MultipartParser(boundary, callbacks)
     try:
-        async for chunk in body:
-            parser.write(chunk)
-        parser.finalize()
-        complete = parser.state == MultipartState.END
-    except InputError:
+        async for chunk in body:  # the body's own errors (413 over the limit, 408 idle) pass through as they are
+            _feed(parser, chunk)
+        _feed(parser, None)
+    except BaseException:
+        close_parts(parts)
         raise
-    except Exception as exc:  # python-multipart raises its own error types on malformed bodies
-        raise InputError("the multipart/related body is malformed or truncated", code=ErrorCode.CORRUPT_FILE,
-                         field="body") from exc
+    complete = parser.state == MultipartState.END
     if not complete:
         close_parts(parts)
         raise InputError("the multipart/related body is truncated (no closing boundary)", code=ErrorCode.CORRUPT_FILE,
@@ -112,6 +114,20 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
     for p in parts:
         p.file.seek(0)
     return parts
+
+
+def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
+    """Write ``chunk`` to the parser (None: finalize); a malformed body → CORRUPT_FILE."""
+    try:
+        if chunk is None:
+            parser.finalize()
+        else:
+            parser.write(chunk)
+    except InputError:
+        raise
+    except Exception as exc:  # python-multipart raises its own error types on malformed bodies
+        raise InputError("the multipart/related body is malformed or truncated", code=ErrorCode.CORRUPT_FILE,
+                         field="body") from exc
 
 
 def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:

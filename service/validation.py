@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from models.archive import check_zip_directory, read_zip_member
 from models.errors import ErrorCode, InputError
 from models.study import MANIFEST_NAME, StudyLimits, parse_manifest
 from service.config import PROFILES, Settings
@@ -88,6 +89,7 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
     if not zipfile.is_zipfile(f):
         raise InputError("file is not a zip archive (a study bundle is a zip holding study.json)",
                          code=ErrorCode.UNSUPPORTED_FORMAT, field="file")
+    check_zip_directory(f, "file", settings.max_zip_entries)  # before zipfile builds one object per entry
     f.seek(0)
     try:
         with zipfile.ZipFile(f) as zf:
@@ -100,6 +102,9 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
                 why = _unsafe_member(info)
                 if why:
                     raise InputError(f"the zip holds {why}", code=ErrorCode.UNSAFE_ARCHIVE, field="file")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise InputError("the zip uses a compression method other than deflate or none; re-zip it with "
+                                     "defaults", code=ErrorCode.UNSUPPORTED_FORMAT, field="file")
                 total += info.file_size
                 if info.file_size > _MEMBER_LIMIT:
                     raise InputError(f"a zip member expands to {info.file_size} bytes; at most {_MEMBER_LIMIT}",
@@ -117,8 +122,7 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
             if len(manifests) != 1:
                 raise InputError("the zip must contain exactly one study.json (at its root or in one folder)",
                                  code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
-            with zf.open(files[manifests[0]]) as m:
-                raw = m.read(_MANIFEST_LIMIT + 1)
+            raw = read_zip_member(zf, files[manifests[0]], _MANIFEST_LIMIT, MANIFEST_NAME)  # stored/deflate only
             doc = parse_manifest(raw)
             prefix = str(PurePosixPath(manifests[0]).parent)
             prefix = "" if prefix == "." else prefix + "/"
@@ -155,6 +159,9 @@ def parse_manifest_field(text: str | None) -> dict[str, Any] | None:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"manifest is not valid JSON: {exc.msg}", code=ErrorCode.INVALID_MANIFEST,
+                         field="manifest") from None
+    except (ValueError, RecursionError):  # 4300+ digit integers, nesting deeper than the parser's stack
+        raise InputError("manifest nests too deeply or holds an out-of-range number", code=ErrorCode.INVALID_MANIFEST,
                          field="manifest") from None
     if not isinstance(doc, dict):
         raise InputError("manifest must be a JSON object", code=ErrorCode.INVALID_MANIFEST, field="manifest")

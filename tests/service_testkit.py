@@ -72,7 +72,8 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Any:
     from service.config import Settings
 
     values: dict[str, Any] = {"data_dir": data_dir, "embedded_worker": False, "reconcile_interval_s": 0,
-                              "rate_limit_per_minute": 0, "log_json": True, "api_key_pepper": "test-pepper"}
+                              "rate_limit_per_minute": 0, "auth_failures_per_minute": 0, "log_json": True,
+                              "api_key_pepper": "test-pepper"}
     values.update(overrides)
     return Settings(**values)
 

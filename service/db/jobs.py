@@ -62,8 +62,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(job_id)
-    except (ValueError, TypeError) as exc:
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(job_id, str):  # ours are always aware, with a string id
+            raise ValueError("not a cursor of this API")
+        return when, job_id
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InputError("cursor is not one this API returned", code=ErrorCode.VALIDATION_FAILED,
                          field="cursor") from exc
 

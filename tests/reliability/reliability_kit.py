@@ -430,3 +430,20 @@ def submit_body(api: Any, body: bytes, key: str) -> str:
     r = api.post_study(body, data={"profile": "smoke"}, headers={"Idempotency-Key": key})
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
+
+
+def peak_rss_mb(call: Callable[[], Any]) -> tuple[Any, float]:
+    """(``call()``, how far this process's peak RSS rose above its RSS before the call, in MB).
+
+    The kernel's high-water mark (VmHWM) is reset first (``clear_refs`` 5), so the figure is this call's peak,
+    not the largest the test session ever reached."""
+    def status(field: str) -> float:
+        text = Path("/proc/self/status").read_text()
+        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+        assert match, field
+        return int(match.group(1)) / 1024.0
+
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status("VmRSS")
+    out = call()
+    return out, status("VmHWM") - before
