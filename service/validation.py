@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 import zipfile
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
@@ -55,20 +56,39 @@ def check_callback_url(url: str | None, settings: Settings) -> str | None:
     if len(url) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         raise InputError("callback_url must be an http(s) URL without credentials", code=ErrorCode.VALIDATION_FAILED,
                          field="callback_url")
+    canonical = numeric_host(parts.hostname)
+    if canonical is not None:  # 2130706433, 0177.0.0.1, 127.1, 0x7f000001 → 127.0.0.1 (checked and stored so)
+        host = f"[{canonical}]" if canonical.version == 6 else str(canonical)
+        url = parts._replace(netloc=host + (f":{parts.port}" if parts.port is not None else "")).geturl()
     if not settings.webhook_allow_private and is_private_host(parts.hostname):
         raise InputError("callback_url must not point at a private or loopback address",
                          code=ErrorCode.VALIDATION_FAILED, field="callback_url")
     return url
 
 
+_NUMERIC_V4_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.I)
+
+
+def numeric_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a numeric host names, in every spelling a resolver accepts (decimal, octal, hex, short
+    forms such as ``127.1``); None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if not _NUMERIC_V4_RE.match(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+    except OSError:
+        return None
+
+
 def is_private_host(host: str) -> bool:
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
         return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not ip.is_global
+    ip = numeric_host(host)
+    return ip is not None and not ip.is_global
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
