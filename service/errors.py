@@ -85,6 +85,12 @@ class RequestTimeout(ServiceError, StarletteHTTPException):  # type: ignore[misc
         self.status_code = 408
 
 
+class InsecureConfiguration(ServiceError):
+    """Start-up refused: a secret the deployment must set is empty or a placeholder."""
+
+    default_code = ErrorCode.INTERNAL
+
+
 class UnsupportedMediaType(ServiceError):
     status = 415
     default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE

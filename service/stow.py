@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import structlog
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from models.errors import ErrorCode, InputError
@@ -25,6 +28,8 @@ SPOOL_PART_BYTES = 64 * 1024  # a part larger than this goes to a temp file on d
 SPOOL_REQUEST_BYTES = 4 * 1024 * 1024  # at most this much of one request's parts is held in memory
 FAILURE_CANNOT_UNDERSTAND = 0xC000
 FAILURE_STUDY_MISMATCH = 0xA900
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # PS3.5 9.1 (at most 64 characters)
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -131,31 +136,40 @@ def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
 
 
 def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:
-    """Read the UID tags of each part; unreadable or non-DICOM parts become failures (0xC000)."""
+    """Read the UID tags of each part; unreadable or non-DICOM parts, and malformed UIDs (a length that runs over
+    the next elements would quote them), become failures (0xC000). pydicom's warnings are counted, not quoted."""
+    grouped = Grouped()
+    tags = ["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"]
+    with warnings.catch_warnings(record=True) as caught:  # pydicom quotes invalid values: PHI may be in them
+        warnings.simplefilter("always")
+        for part in parts:
+            _group_one(part, tags, only_study, grouped)
+    if caught:  # counted, never quoted
+        log.info("dicom_parse_warnings", count=len(caught), categories=sorted({w.category.__name__ for w in caught}))
+    return grouped
+
+
+def _group_one(part: ReceivedPart, tags: list[str], only_study: str | None, grouped: Grouped) -> None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    grouped = Grouped()
-    tags = ["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"]
-    for part in parts:
+    part.file.seek(0)
+    try:
+        if part.content_type != DICOM_MEDIA_TYPE:
+            raise InvalidDicomError("not application/dicom")
+        ds = pydicom.dcmread(part.file, stop_before_pixels=True, specific_tags=tags)
+        study, sop, klass = (str(ds.get(t, "") or "") for t in tags)
+        if not all(len(u) <= 64 and _UID_RE.match(u) for u in (study, sop, klass or "0")):  # they go into the response
+            raise InvalidDicomError("missing or malformed UIDs")
+    except Exception:
+        grouped.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND))
+        return
+    finally:
         part.file.seek(0)
-        try:
-            if part.content_type != DICOM_MEDIA_TYPE:
-                raise InvalidDicomError("not application/dicom")
-            ds = pydicom.dcmread(part.file, stop_before_pixels=True, specific_tags=tags)
-            study, sop, klass = (str(ds.get(t, "") or "") for t in tags)
-            if not study or not sop:
-                raise InvalidDicomError("missing UIDs")
-        except Exception:
-            grouped.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND))
-            continue
-        finally:
-            part.file.seek(0)
-        if only_study is not None and study != only_study:
-            grouped.failed.append((klass, sop, FAILURE_STUDY_MISMATCH))
-            continue
-        grouped.studies.setdefault(study, []).append(Instance(part, study, sop, klass))
-    return grouped
+    if only_study is not None and study != only_study:
+        grouped.failed.append((klass, sop, FAILURE_STUDY_MISMATCH))
+        return
+    grouped.studies.setdefault(study, []).append(Instance(part, study, sop, klass))
 
 
 def study_idempotency_key(pepper: str, instances: list[Instance], client_key: str | None) -> str:

@@ -59,7 +59,7 @@ class ApiHarness:
     def new_key(self, tenant: str) -> str:
         from service.auth import create_key
 
-        return create_key(self.services.tenants, tenant, self.services.settings.api_key_pepper.get_secret_value())[1]
+        return create_key(self.services.tenants, tenant, self.services.pepper)[1]
 
     def post_study(self, body: bytes, *, key: str | None = None, headers: dict[str, str] | None = None,
                    data: dict[str, str] | None = None) -> Any:

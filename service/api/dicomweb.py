@@ -38,7 +38,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 def _submit_studies(services: Services, principal: Principal, grouped_studies: dict[str, list[Instance]],
                     profile: str, client_key: str | None) -> list[tuple[Instance, str]]:
     stored: list[tuple[Instance, str]] = []
-    pepper = services.settings.api_key_pepper.get_secret_value()
+    pepper = services.pepper
     for instances in grouped_studies.values():
         parts = [InputPart(f"files/{i:04d}.dcm", inst.part.file, inst.part.size, "application/dicom")
                  for i, inst in enumerate(instances)]

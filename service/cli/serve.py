@@ -45,7 +45,7 @@ def serve(
         services = build_services(settings)
         try:
             if settings.embedded and services.tenants.count() == 0:  # distributed: echo4d admin create-key
-                _, key = create_key(services.tenants, "default", settings.api_key_pepper.get_secret_value(),
+                _, key = create_key(services.tenants, "default", services.pepper,
                                     label="created by the first `echo4d serve`")
                 typer.echo(f"API key: {key}")
                 typer.echo("(shown once; only its hash is stored. More keys: echo4d admin create-key --tenant NAME)")
@@ -97,7 +97,7 @@ def create_key_cmd(
         settings = _settings(data_dir=data_dir)
         services = build_services(settings, queue=_no_queue())
         try:
-            key_id, key = create_key(services.tenants, tenant, settings.api_key_pepper.get_secret_value(), label)
+            key_id, key = create_key(services.tenants, tenant, services.pepper, label)
         finally:
             services.close()
         typer.echo(f"key id: {key_id}")

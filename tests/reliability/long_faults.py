@@ -114,7 +114,7 @@ def test_postgres_restart_under_load(stack_env, stack_worker, postgres_restarter
     settings = settings_from_env(stack_env)
     services = build_services(settings)
     try:
-        _, key = create_key(services.tenants, "pg-load", settings.api_key_pepper.get_secret_value())
+        _, key = create_key(services.tenants, "pg-load", services.pepper)
         _postgres_restart_under_load(services, create_app(settings, services=services), key, stack_env,
                                      stack_worker, postgres_restarter)
     finally:

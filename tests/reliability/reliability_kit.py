@@ -447,3 +447,15 @@ def peak_rss_mb(call: Callable[[], Any]) -> tuple[Any, float]:
     before = status("VmRSS")
     out = call()
     return out, status("VmHWM") - before
+
+
+def uid_running_over_patient(raw: bytes) -> bytes:
+    """``raw`` (a :func:`dicom_bytes` file, explicit VR little endian) with the SOPInstanceUID's length stretched
+    over the following elements up to the end of PatientID: a reader quoting the 'UID' quotes the patient."""
+    import struct
+
+    at = raw.find(struct.pack("<HH", 0x0008, 0x0018) + b"UI", 132 + 12)  # past the file meta's 0002,0003
+    end = raw.find(FAKE_PATIENT["PatientID"].encode()) + len(FAKE_PATIENT["PatientID"])
+    assert at > 0 and end > at, "the file holds no SOPInstanceUID before PatientID"
+    length = end - (at + 8)
+    return raw[: at + 6] + struct.pack("<H", length + length % 2) + raw[at + 8 :]

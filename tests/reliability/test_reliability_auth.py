@@ -38,7 +38,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, smoke_prior: Path) -> Iter
 
     settings = embedded_settings(tmp_path_factory.mktemp("auth-var"), prior_checkpoint=smoke_prior, device="cpu")
     services = build_services(settings)
-    _, key_a = create_key(services.tenants, "t1", settings.api_key_pepper.get_secret_value())
+    _, key_a = create_key(services.tenants, "t1", services.pepper)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -42,7 +42,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     st = embedded_settings(tmp_path_factory.mktemp("http-var"), max_upload_bytes=MAX_UPLOAD)
     services = build_services(st)
-    _, key = create_key(services.tenants, "fuzz", st.api_key_pepper.get_secret_value())
+    _, key = create_key(services.tenants, "fuzz", services.pepper)
     try:
         with LiveServer(create_app(st, services=services)) as server:
             yield {"url": server.url, "port": server.port, "key": key, "services": services}

@@ -126,7 +126,7 @@ def live(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     st = embedded_settings(tmp_path, body_idle_timeout_s=1.0, auth_failures_per_minute=30, auth_failure_burst=10)
     services = build_services(st)
-    _, key = create_key(services.tenants, "t1", st.api_key_pepper.get_secret_value())
+    _, key = create_key(services.tenants, "t1", services.pepper)
     try:
         with LiveServer(create_app(st, services=services)) as server:
             yield {"port": server.port, "key": key, "services": services, "url": server.url}
