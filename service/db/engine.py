@@ -85,12 +85,23 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+def disk_full(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_FULL or PostgreSQL's disk_full (53100) / ENOSPC: the write did not happen."""
+    text_ = str(exc.orig).lower()
+    return (getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in text_
+            or getattr(exc.orig, "sqlstate", None) == "53100" or "no space left on device" in text_)
+
+
 @contextmanager
 def transient_db() -> Iterator[None]:
     """Turn 'database unreachable' driver errors into :class:`TransientError` (retryable)."""
     try:
         yield
-    except (OperationalError, PoolTimeoutError) as exc:
+    except OperationalError as exc:
+        if disk_full(exc):  # nothing was committed; the caller may undo what it did before (stored inputs)
+            raise TransientError("the database's disk is full", code=ErrorCode.STORE_UNAVAILABLE) from exc
+        raise TransientError("the database is unreachable", code=ErrorCode.DATABASE_UNAVAILABLE) from exc
+    except PoolTimeoutError as exc:
         raise TransientError("the database is unreachable", code=ErrorCode.DATABASE_UNAVAILABLE) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
