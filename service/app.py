@@ -49,13 +49,17 @@ def _start_background(app: FastAPI, services: Services) -> list[Any]:
     reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
     if settings.embedded and settings.embedded_worker and isinstance(services.queue, LocalQueue):
         reconciler.recover_orphans()  # jobs this process was running when it stopped
+        from worker.scratch import sweep_scratch
+
+        sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # and their scratch copies
         from worker.embedded import EmbeddedWorker
         from worker.model_cache import ModelCache
         from worker.runner import WorkerContext
 
         ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
                             models=ModelCache(settings.device, settings.prior_checkpoint), webhooks=webhooks,
-                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded")
+                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded",
+                            scratch_dir=settings.resolved_scratch_dir)
         app.state.worker_context = ctx
         threads.append(EmbeddedWorker(ctx, services.queue.wakeup))
     if settings.reconcile_interval_s > 0:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     metrics_multiproc_dir: Path | None = Field(
         default=None, description="prometheus-client multiprocess folder for a prefork worker (wiped at start).",
     )
+    scratch_dir: Path | None = Field(
+        default=None, description="Folder of the jobs' scratch copies (swept of abandoned ones); default "
+        "<data_dir>/scratch.")
     prior_checkpoint: Path | None = Field(
         default=None, description="Shape prior checkpoint for the workers; default: the one shipped in the package.",
     )
@@ -109,7 +112,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines).")
 
-    @field_validator("database_url", "broker_url", "s3_public_endpoint", "store_dir", "prior_checkpoint",
+    @field_validator("database_url", "broker_url", "s3_public_endpoint", "store_dir", "scratch_dir", "prior_checkpoint",
                      "metrics_multiproc_dir", "broker_visibility_timeout_s", "webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -134,6 +137,10 @@ class Settings(BaseSettings):
     @property
     def resolved_store_dir(self) -> Path:
         return self.store_dir or self.data_dir / "objects"
+
+    @property
+    def resolved_scratch_dir(self) -> Path:
+        return self.scratch_dir or self.data_dir / "scratch"
 
     @property
     def visibility_timeout_s(self) -> int:

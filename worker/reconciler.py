@@ -21,6 +21,7 @@ only deletes what no job can use again, so running it twice, or in two replicas,
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from service.metrics import Metrics
 from service.queue import JobQueue, LocalQueue
 from service.storage import ListedObject, ObjectStore, check_key
 from service.webhooks import WebhookSender
+from worker.scratch import sweep_scratch
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +54,7 @@ class ReconcileReport:
     webhooks: int = 0
     orphan_outputs: int = 0  # job folders deleted under outputs/ (failed or cancelled job, or no row)
     orphan_inputs: int = 0  # job folders deleted under inputs/ (no row, older than orphan_grace_s)
+    scratch_dirs: int = 0  # abandoned scratch folders of jobs no longer running (worker killed mid-job)
 
 
 class Reconciler:
@@ -79,8 +82,10 @@ class Reconciler:
             report.webhooks = self._webhooks.deliver_due(now)
         if self._sweep_due(now):
             self.sweep_orphans(now, report)
+        with contextlib.suppress(Echo4DError):  # database unreachable: the next pass sweeps
+            report.scratch_dirs = sweep_scratch(self._jobs, self._settings.resolved_scratch_dir)
         if report.requeued_stale or report.failed_stale or report.reenqueued or report.orphan_outputs \
-                or report.orphan_inputs:
+                or report.orphan_inputs or report.scratch_dirs:
             log.info("reconciled", **vars(report))
         return report
 

@@ -125,6 +125,11 @@ class JobRepository:
         items = rows[:limit]
         return Page(items, encode_cursor(items[-1]) if more and items else None)
 
+    def running_ids(self) -> list[str]:
+        """Ids of the jobs running now (their workers' scratch folders are in use)."""
+        with transient_db(), self._sessions() as s:
+            return list(s.scalars(select(Job.id).where(Job.status == JobStatus.RUNNING.value)))
+
     def counts_by_status(self) -> dict[str, int]:
         with transient_db(), self._sessions() as s:
             rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
