@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(default=300.0, gt=0, description="Re-enqueue a queued job the broker lost after.")
     reconcile_interval_s: float = Field(default=30.0, ge=0, description="Reconciler period in the API (0: off).")
     retry_backoff_max_s: int = Field(default=300, ge=1, description="Cap of the exponential retry backoff.")
+    retention_days: float = Field(
+        default=0.0, ge=0, description="Erase finished jobs (inputs, outputs, record) this many days after they "
+        "ended (0: keep them).")
     min_free_disk_mb: int = Field(
         default=256, ge=0, description="/readyz answers 503 when the SQLite or local-store disk has less free (MiB).")
     orphan_grace_s: float = Field(
