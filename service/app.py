@@ -82,12 +82,20 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         metrics.registry.register(collector)
         app.state.services = svc
         threads = _start_background(app, svc)
+        metrics_server = None
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            metrics_server, _ = start_http_server(settings.metrics_port, settings.host, registry=metrics.registry)
         log.info("api_started", version=__version__, embedded=settings.embedded, store=svc.store.kind)
         try:
             yield
         finally:
             for t in threads:
                 t.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             metrics.registry.unregister(collector)
             if services is None:
                 svc.close()

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="`echo4d serve` bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="`echo4d serve` port.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Serve the API's /metrics on this port only, not on the API port "
+        "(0: /metrics on the API port).")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="Largest request body (413 above).")
     max_upload_files: int = Field(default=1000, ge=1, description="Most files in one upload or STOW-RS request.")
     max_zip_entries: int = Field(default=256, ge=1, description="Most members in an uploaded study zip.")

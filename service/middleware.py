@@ -22,6 +22,7 @@ from service.errors import (
     bounded_instance,
     problem_of,
 )
+from service.metrics import route_label
 
 log = structlog.get_logger("service.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -53,7 +54,7 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             log.info("request", method=scope.get("method"), route=route, status=status,
                      duration_ms=round(1000 * (time.perf_counter() - start), 2))
             structlog.contextvars.clear_contextvars()

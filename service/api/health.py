@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (database, broker, store reachable), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (database, broker, store reachable, disk space), ``/metrics``
+(here, or on ``ECHO4D_METRICS_PORT`` alone)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from models.errors import Echo4DError, ErrorCode, TransientError
 from service.api.deps import ServicesDep
 from service.context import Services
 from service.db.engine import ping
+from service.errors import NotFound
 from service.schemas import HealthOut
 
 router = APIRouter(tags=["operations"])
@@ -71,4 +73,6 @@ def check_free_space(folders: list[Path], min_free_mb: int) -> None:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def metrics(services: ServicesDep) -> Response:
+    if services.settings.metrics_port:  # served on its own port (not published with the API)
+        raise NotFound(f"/metrics is served on port {services.settings.metrics_port}")
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

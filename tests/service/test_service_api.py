@@ -241,3 +241,24 @@ def test_rate_limit_is_429_with_retry_after(api_factory: Callable[..., ApiHarnes
     assert r.json()["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
     other = limited.new_key("t2")  # limits are per key
     assert limited.client.get("/v1/jobs", headers=limited.auth(other)).status_code == 200
+
+
+def test_metrics_have_process_collectors_route_labels_for_docs_and_no_created_series(api: ApiHarness):
+    """Issue #15: process/platform collectors registered; /docs counted under its route; no `_created` series."""
+    assert api.client.get("/docs").status_code == 200
+    text = api.client.get("/metrics").text
+    assert "process_resident_memory_bytes" in text and "python_info" in text
+    assert 'route="/docs"' in text and 'route="unmatched"' not in text
+    assert "_created" not in text
+
+
+def test_metrics_can_move_off_the_api_port(api_factory, tmp_data_dir: Path):
+    """Issue #15: with ECHO4D_METRICS_PORT, /metrics is not served next to the API (compose and k8s set it)."""
+    import httpx
+    from service_testkit import free_port
+
+    port = free_port()
+    h = api_factory(embedded_settings(tmp_data_dir, metrics_port=port))
+    assert h.client.get("/metrics").status_code == 404
+    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert r.status_code == 200 and "echo4d_http_requests_total" in r.text

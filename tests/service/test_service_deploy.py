@@ -184,3 +184,11 @@ def test_compose_publishes_on_localhost_and_checks_every_long_running_service():
         assert services[name].get("healthcheck", {}).get("test"), name
     assert any(v.endswith(":/prometheus") for v in services["prometheus"]["volumes"])
     assert "prometheus-data" in _compose()["volumes"]
+
+
+def test_grafana_dashboard_picks_its_datasource_and_leaves_metrics_out_of_latency():
+    dash = json.loads((ROOT / "deploy/grafana/dashboards/echo4d.json").read_text())
+    assert [v["name"] for v in dash["templating"]["list"] if v["type"] == "datasource"] == ["datasource"]
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
+    latency = [t["expr"] for p in dash["panels"] if "latency" in p["title"].lower() for t in p["targets"]]
+    assert latency and all('route!="/metrics"' in e for e in latency)
