@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="`echo4d serve` bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="`echo4d serve` port.")
+    public_base_url: str | None = Field(
+        default=None, description="Absolute base URL clients reach the API at (STOW-RS RetrieveURL); default: "
+        "from the request.")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Serve the API's /metrics on this port only, not on the API port "
         "(0: /metrics on the API port).")
@@ -118,8 +121,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines).")
 
-    @field_validator("database_url", "broker_url", "s3_public_endpoint", "store_dir", "scratch_dir", "prior_checkpoint",
-                     "metrics_multiproc_dir", "broker_visibility_timeout_s", "webhook_secret", mode="before")
+    @field_validator("database_url", "broker_url", "public_base_url", "s3_public_endpoint", "store_dir",
+                     "scratch_dir", "prior_checkpoint", "metrics_multiproc_dir", "broker_visibility_timeout_s",
+                     "webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``ECHO4D_BROKER_URL=`` means unset (embedded), not a broker at the empty URL."""

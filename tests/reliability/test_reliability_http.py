@@ -35,6 +35,12 @@ OPENAPI = create_app(_SCHEMA_SETTINGS).openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
 
+@schemathesis.serializer("multipart/related")
+def _related_body(ctx: Any, value: Any) -> bytes:
+    """STOW-RS bodies as generated (a binary string): sent as they are, refused by the route with a 4xx."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from service.auth import create_key
