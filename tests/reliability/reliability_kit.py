@@ -459,3 +459,112 @@ def uid_running_over_patient(raw: bytes) -> bytes:
     assert at > 0 and end > at, "the file holds no SOPInstanceUID before PatientID"
     length = end - (at + 8)
     return raw[: at + 6] + struct.pack("<H", length + length % 2) + raw[at + 8 :]
+
+
+# ----------------------------------------------------------------------------- private servers to restart
+class PrivateRedis:
+    """A Redis server of this test module alone (its own port, no persistence): restarting it loses its queued
+    messages like a production restart would, without touching the machine's shared Redis."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        try:
+            out = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True,
+                                 timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return out.stdout.strip() == "PONG"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", tempfile.gettempdir()],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.ping, 20, 0.05, "private redis answering PING")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=15)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), 15, 0.05, "private redis down")
+
+    def restart(self) -> None:
+        """Without persistence: every queued and unacked message is gone."""
+        self.stop()
+        self.start()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test module alone (``initdb`` in a temporary folder, its own port, trust
+    authentication, run as the ``postgres`` OS user when the tests run as root): restarting it under load does
+    not disconnect anyone else's tests from the machine's shared server."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        root = self.root = Path(tempfile.mkdtemp(prefix="echo4d-test-pg-"))  # in /tmp: the OS user can reach it
+        self.data = root / "pgdata"
+        bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                     check=True).stdout.strip())
+        self._bin = bindir
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            self._as_owner = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        self._run(["initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, args: list[str]) -> None:
+        # output to a file, never a pipe: the postmaster inherits it and would keep the pipe open
+        with tempfile.TemporaryFile() as out:
+            done = subprocess.run([*self._as_owner, str(self._bin / args[0]), *args[1:]], stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=120)
+            if done.returncode != 0:
+                out.seek(0)
+                raise RuntimeError(f"{args[0]} failed: {out.read().decode(errors='replace')[-500:]}")
+
+    def ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2) as c:
+                c.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def start(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.data / "server.log"), "-o",
+                   f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        wait_until(self.ready, 60, 0.1, "private postgres accepting connections")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"])
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
