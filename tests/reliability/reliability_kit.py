@@ -1,6 +1,6 @@
 """Plain helpers of the reliability tests (fixtures live in ``conftest.py``): waiting, the job-table and store
-consistency check every fault test ends with, a stoppable S3 server, worker subprocesses, Redis/PostgreSQL
-restarts and a live uvicorn server.
+consistency check every fault test ends with, a stoppable S3 server, worker subprocesses, private Redis and
+PostgreSQL servers to restart, and a live uvicorn server.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
@@ -225,77 +223,6 @@ def pid_of_worker_id(worker_id: str | None) -> int | None:
         return int(worker_id.split(":")[1])
     except (IndexError, ValueError):
         return None
-
-
-def redis_ping() -> bool:
-    try:
-        out = subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.strip() == "PONG"
-
-
-def restart_redis() -> None:
-    """Redis restarted without persistence: every queued and unacked message is gone."""
-    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=15)
-    wait_until(lambda: not port_open(6379), 15, 0.05, "redis down")
-    subprocess.run(REDIS_START, check=True, capture_output=True, timeout=15)
-    wait_until(redis_ping, 20, 0.1, "redis answering PING")
-
-
-def pg_cluster() -> tuple[str, str]:
-    versions = sorted(os.listdir("/etc/postgresql"))
-    return versions[-1], "main"
-
-
-def _pg_command(action: str) -> list[str]:
-    """``pg_ctlcluster <v> main <action>``; where the cluster's owner has no passwd entry (pg_ctlcluster then
-    refuses), the same through ``pg_ctl`` run as the owner of the data directory."""
-    version, cluster = pg_cluster()
-    probe = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "status"],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
-    if probe.returncode == 0:
-        return ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, action]
-    conf_path = Path(f"/etc/postgresql/{version}/{cluster}/postgresql.conf")
-    match = re.search(r"^data_directory\s*=\s*'([^']+)'", conf_path.read_text(), re.M)
-    data_dir = Path(match.group(1) if match else f"/var/lib/postgresql/{version}/{cluster}")
-    st = data_dir.stat()
-    return ["setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups",
-            f"/usr/lib/postgresql/{version}/bin/pg_ctl", "-D", str(data_dir),
-            "-l", f"/var/log/postgresql/postgresql-{version}-{cluster}.log", "-o", f"-c config_file={conf_path}",
-            "-m", "fast", "-w", "-t", "60", action]
-
-
-def pg_ctl(action: str) -> None:
-    # output to a file, never a pipe: the postmaster inherits it and would keep the pipe open
-    with tempfile.TemporaryFile() as out:
-        done = subprocess.run(_pg_command(action), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=120)
-        if done.returncode != 0:
-            out.seek(0)
-            raise RuntimeError(f"PostgreSQL {action} failed: {out.read().decode(errors='replace')[-500:]}")
-
-
-def restart_postgres(down_s: float = 0.0) -> None:
-    """Restart the PostgreSQL cluster (``down_s`` > 0: stop, stay down that long, start)."""
-    if down_s <= 0:
-        pg_ctl("restart")
-    else:
-        pg_ctl("stop")
-        time.sleep(down_s)
-        pg_ctl("start")
-    wait_until(postgres_ready, 60, 0.2, "postgres accepting connections")
-
-
-def postgres_ready() -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
 
 
 class LiveServer:
