@@ -69,6 +69,9 @@ def worker(
         if settings.broker_url is None:
             raise typer.BadParameter("set ECHO4D_BROKER_URL (redis://... or amqp://...); "
                                      "`echo4d serve` alone runs an in-process worker")
+        from service.auth import check_deployment_secrets
+
+        check_deployment_secrets(settings)  # refuse to start, not fail each job later
         multiproc = settings.worker_pool == "prefork" and settings.metrics_multiproc_dir is not None
         if multiproc:
             from service.config import export_prometheus_multiproc_dir

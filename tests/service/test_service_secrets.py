@@ -83,3 +83,14 @@ def test_an_embedded_install_with_keys_under_the_empty_pepper_keeps_working(tmp_
         assert again.pepper == "" and again.authenticator.authenticate(key)
     finally:
         again.close()
+
+
+def test_the_worker_command_refuses_to_start_with_a_placeholder_pepper(monkeypatch: pytest.MonkeyPatch):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    monkeypatch.setenv("ECHO4D_BROKER_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("ECHO4D_API_KEY_PEPPER", "change-me-in-production")
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 2 and "refusing to start" in result.output
