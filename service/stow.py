@@ -137,39 +137,42 @@ def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
 
 def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:
     """Read the UID tags of each part; unreadable or non-DICOM parts, and malformed UIDs (a length that runs over
-    the next elements would quote them), become failures (0xC000). pydicom's warnings are counted, not quoted."""
-    grouped = Grouped()
-    tags = ["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"]
-    with warnings.catch_warnings(record=True) as caught:  # pydicom quotes invalid values: PHI may be in them
-        warnings.simplefilter("always")
-        for part in parts:
-            _group_one(part, tags, only_study, grouped)
-    if caught:  # counted, never quoted
-        log.info("dicom_parse_warnings", count=len(caught), categories=sorted({w.category.__name__ for w in caught}))
-    return grouped
-
-
-def _group_one(part: ReceivedPart, tags: list[str], only_study: str | None, grouped: Grouped) -> None:
+    the next elements would quote them into the response), become failures (0xC000)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    part.file.seek(0)
-    try:
-        if part.content_type != DICOM_MEDIA_TYPE:
-            raise InvalidDicomError("not application/dicom")
-        ds = pydicom.dcmread(part.file, stop_before_pixels=True, specific_tags=tags)
-        study, sop, klass = (str(ds.get(t, "") or "") for t in tags)
-        if not all(len(u) <= 64 and _UID_RE.match(u) for u in (study, sop, klass or "0")):  # they go into the response
-            raise InvalidDicomError("missing or malformed UIDs")
-    except Exception:
-        grouped.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND))
-        return
-    finally:
+    grouped = Grouped()
+    tags = ["StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"]
+    for part in parts:
         part.file.seek(0)
-    if only_study is not None and study != only_study:
-        grouped.failed.append((klass, sop, FAILURE_STUDY_MISMATCH))
-        return
-    grouped.studies.setdefault(study, []).append(Instance(part, study, sop, klass))
+        try:
+            if part.content_type != DICOM_MEDIA_TYPE:
+                raise InvalidDicomError("not application/dicom")
+            ds = pydicom.dcmread(part.file, stop_before_pixels=True, specific_tags=tags)
+            study, sop, klass = (str(ds.get(t, "") or "") for t in tags)
+            if not all(len(u) <= 64 and _UID_RE.match(u) for u in (study, sop, klass or "0")):
+                raise InvalidDicomError("missing or malformed UIDs")
+        except Exception:
+            grouped.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND))
+            continue
+        finally:
+            part.file.seek(0)
+        if only_study is not None and study != only_study:
+            grouped.failed.append((klass, sop, FAILURE_STUDY_MISMATCH))
+            continue
+        grouped.studies.setdefault(study, []).append(Instance(part, study, sop, klass))
+    return grouped
+
+
+def group_by_study_quietly(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:
+    """:func:`group_by_study` with pydicom's warnings captured: they quote invalid element values, which may be
+    the patient's (a UID whose length runs over PatientName). They are counted in one log line, never quoted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grouped = group_by_study(parts, only_study)
+    if caught:
+        log.info("dicom_parse_warnings", count=len(caught), categories=sorted({w.category.__name__ for w in caught}))
+    return grouped
 
 
 def study_idempotency_key(pepper: str, instances: list[Instance], client_key: str | None) -> str:

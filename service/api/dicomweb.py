@@ -16,7 +16,7 @@ from service.stow import (
     Instance,
     check_content_type,
     close_parts,
-    group_by_study,
+    group_by_study_quietly,
     receive_parts,
     stow_response,
     study_idempotency_key,
@@ -57,7 +57,7 @@ async def _stow(request: Request, services: Services, principal: Principal, stud
     client_key = check_idempotency_key(idempotency_key)
     parts = await receive_parts(request.stream(), boundary, services.settings.max_upload_files)
     try:
-        grouped = await run_in_threadpool(group_by_study, parts, study)
+        grouped = await run_in_threadpool(group_by_study_quietly, parts, study)
         base_url = services.settings.public_base_url or str(request.base_url)
         stored = await run_in_threadpool(_submit_studies, services, principal, grouped.studies, chosen_profile,
                                          client_key, base_url.rstrip("/"))
