@@ -125,8 +125,12 @@ class BodyLimitMiddleware:
             return
         seen = 0
 
+        body_done = False
+
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, body_done
+            if body_done:  # after the body, receive() only waits for a disconnect (e.g. during a long download)
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.idle_timeout_s)
             except TimeoutError:
@@ -135,6 +139,7 @@ class BodyLimitMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise PayloadTooLarge(self.max_bytes)
+                body_done = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -284,3 +284,33 @@ def test_stow_dicom_still_accepted_after_the_spooling_change(api: ApiHarness):
     r = api.client.post("/v1/dicomweb/studies", content=b"".join(_related([raw])),
                         headers={**api.auth(), "Content-Type": _STOW_TYPE})
     assert r.status_code == 200, r.text[:300]
+
+
+def test_a_slow_download_outlives_the_body_idle_timeout(live: dict[str, Any]):
+    """The 408 deadline covers the request body only: a download read slowly for longer than it still completes
+    (Starlette waits on receive() for a disconnect while it streams)."""
+    import io
+    from datetime import timedelta
+
+    import httpx
+
+    from service.db.models import JobStatus, utcnow
+
+    services = live["services"]
+    auth = {"Authorization": f"Bearer {live['key']}"}
+    body = study_zip_bytes(views=("A4C",), n_frames=4)
+    job_id = httpx.post(live["url"] + "/v1/studies", headers=auth,
+                        files={"file": ("s.zip", body, "application/zip")}).json()["id"]
+    now = utcnow()
+    claim = services.jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
+    payload = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    info = services.store.put_stream(f"outputs/{job_id}/mesh.glb", io.BytesIO(payload), length=len(payload))
+    assert services.jobs.finish(claim, JobStatus.SUCCEEDED, artifacts={"mesh.glb": {
+        "key": info.key, "etag": info.etag, "content_type": "model/gltf-binary"}})
+    received = bytearray()
+    with httpx.stream("GET", f"{live['url']}/v1/jobs/{job_id}/artifacts/mesh.glb", headers=auth, timeout=30) as r:
+        for chunk in r.iter_bytes(256 * 1024):
+            received += chunk
+            if len(received) <= 256 * 1024:
+                time.sleep(2.5)  # longer than the 1 s body idle timeout of this server
+    assert bytes(received) == payload
