@@ -53,10 +53,12 @@ def test_reconciler_pass_sweeps_scratch(api: ApiHarness, make_study_zip):
 
 def test_embedded_start_sweeps_what_a_killed_process_left(api_factory, tmp_data_dir: Path, make_study_zip):
     """kill -9 during a job leaves ``echo4d-<job>-*`` with the study's copy; the next start removes it."""
-    first = api_factory(embedded_settings(tmp_data_dir))
+    first = api_factory(embedded_settings(tmp_data_dir, job_max_attempts=1))
     job_id = first.post_study(make_study_zip()).json()["id"]
     _claim(first, job_id)  # the job was running when the process died...
     folder = _abandon(job_id, first.services.settings.resolved_scratch_dir)
-    second = api_factory(embedded_settings(tmp_data_dir, embedded_worker=True, heartbeat_stale_s=90))
+    second = api_factory(embedded_settings(tmp_data_dir, embedded_worker=True, job_max_attempts=1))
     assert second.client.get("/healthz").status_code == 200
     assert not folder.exists()  # ...recovered at start (embedded: every running job is an orphan), scratch removed
+    # (its one attempt used, the job is failed rather than run again: the worker thread stays idle in this test)
+    assert second.services.jobs.get(job_id).error_code == "worker_lost"  # type: ignore[union-attr]
