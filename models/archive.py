@@ -50,17 +50,26 @@ def zip_directory_extent(f: BinaryIO) -> tuple[int, int] | None:
     return int(entries), int(cd_size)
 
 
+def check_zip_directory(f: BinaryIO, where: str, max_members: int = MAX_ZIP_MEMBERS) -> None:
+    """Refuse (UNSAFE_ARCHIVE) a zip whose end records declare more than ``max_members`` entries or a central
+    directory larger than they can need; reads only the tail of ``f`` (call before ``zipfile.ZipFile``)."""
+    try:
+        extent = zip_directory_extent(f)
+    except (OSError, struct.error):
+        extent = None
+    if extent is not None and (extent[0] > max_members or extent[1] > max_members * _MAX_ENTRY_BYTES):
+        raise InputError(f"{where} declares {extent[0]} entries in a {extent[1]}-byte directory (limit "
+                         f"{max_members} entries)", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+
+
 def open_zip(path: Path, where: str) -> zipfile.ZipFile:
     """Open a zip whose central directory may be hostile: its declared entry count and directory size are
     capped first (UNSAFE_ARCHIVE); damage → CORRUPT_FILE, never another exception."""
     try:
         with path.open("rb") as f:
-            extent = zip_directory_extent(f)
+            check_zip_directory(f, where)
     except OSError:
-        extent = None
-    if extent is not None and (extent[0] > MAX_ZIP_MEMBERS or extent[1] > MAX_ZIP_MEMBERS * _MAX_ENTRY_BYTES):
-        raise InputError(f"{where} declares {extent[0]} entries in a {extent[1]}-byte directory (limit "
-                         f"{MAX_ZIP_MEMBERS} entries)", code=ErrorCode.UNSAFE_ARCHIVE, field=where)
+        pass
     try:
         return zipfile.ZipFile(path)
     except _ZIP_ERRORS:  # incl. UnicodeDecodeError: an entry flagged UTF-8 whose name is not

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
 
 from models import __version__
 from service.api import artifacts, dicom_results, dicomweb, health, jobs, studies
@@ -23,10 +24,11 @@ from service.context import Services, build_services
 from service.errors import install_problem_handler
 from service.logging import configure_logging
 from service.metrics import HttpMetricsMiddleware, Metrics, StateCollector
-from service.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from service.middleware import AuthFirstMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from service.openapi import install_problem_openapi
 
 log = structlog.get_logger(__name__)
+FORM_SPOOL_BYTES = 16 * 1024
 
 DESCRIPTION = """Echo4D turns 2D apical echo (A4C/A2C/A3C LV masks or cines) into a beating 3D LV mesh.
 
@@ -47,13 +49,17 @@ def _start_background(app: FastAPI, services: Services) -> list[Any]:
     reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
     if settings.embedded and settings.embedded_worker and isinstance(services.queue, LocalQueue):
         reconciler.recover_orphans()  # jobs this process was running when it stopped
+        from worker.scratch import sweep_scratch
+
+        sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # and their scratch copies
         from worker.embedded import EmbeddedWorker
         from worker.model_cache import ModelCache
         from worker.runner import WorkerContext
 
         ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
                             models=ModelCache(settings.device, settings.prior_checkpoint), webhooks=webhooks,
-                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded")
+                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded",
+                            scratch_dir=settings.resolved_scratch_dir)
         app.state.worker_context = ctx
         threads.append(EmbeddedWorker(ctx, services.queue.wakeup))
     if settings.reconcile_interval_s > 0:
@@ -76,12 +82,20 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         metrics.registry.register(collector)
         app.state.services = svc
         threads = _start_background(app, svc)
+        metrics_server = None
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            metrics_server, _ = start_http_server(settings.metrics_port, settings.host, registry=metrics.registry)
         log.info("api_started", version=__version__, embedded=settings.embedded, store=svc.store.kind)
         try:
             yield
         finally:
             for t in threads:
                 t.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             metrics.registry.unregister(collector)
             if services is None:
                 svc.close()
@@ -90,12 +104,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         title="Echo4D API", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         form_limits={"max_files": settings.max_upload_files + 1, "max_fields": 32, "max_part_size": 128 * 1024},
     )
+    # Starlette keeps each uploaded file in memory up to 1 MiB: with 1000 files that is 1 GB per request. Spool
+    # to disk past 16 KiB instead (at most max_upload_files x 16 KiB in memory per request).
+    MultiPartParser.spool_max_size = FORM_SPOOL_BYTES
     install_problem_handler(app)
     install_problem_openapi(app)
     for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, dicom_results.router,
                    health.router):
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(AuthFirstMiddleware)  # inside the body limit: an oversized declared length is 413 at once
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes,
+                       idle_timeout_s=settings.body_idle_timeout_s)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestLogMiddleware)
     return app

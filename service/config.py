@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     metrics_multiproc_dir: Path | None = Field(
         default=None, description="prometheus-client multiprocess folder for a prefork worker (wiped at start).",
     )
+    scratch_dir: Path | None = Field(
+        default=None, description="Folder of the jobs' scratch copies (swept of abandoned ones); default "
+        "<data_dir>/scratch.")
     prior_checkpoint: Path | None = Field(
         default=None, description="Shape prior checkpoint for the workers; default: the one shipped in the package.",
     )
@@ -77,6 +80,11 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(default=300.0, gt=0, description="Re-enqueue a queued job the broker lost after.")
     reconcile_interval_s: float = Field(default=30.0, ge=0, description="Reconciler period in the API (0: off).")
     retry_backoff_max_s: int = Field(default=300, ge=1, description="Cap of the exponential retry backoff.")
+    retention_days: float = Field(
+        default=0.0, ge=0, description="Erase finished jobs (inputs, outputs, record) this many days after they "
+        "ended (0: keep them).")
+    min_free_disk_mb: int = Field(
+        default=256, ge=0, description="/readyz answers 503 when the SQLite or local-store disk has less free (MiB).")
     orphan_grace_s: float = Field(
         default=3600.0, ge=1,
         description="Inputs/outputs with no job row are deleted once this old (the sweep runs every grace/4).",
@@ -85,6 +93,12 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="`echo4d serve` bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="`echo4d serve` port.")
+    public_base_url: str | None = Field(
+        default=None, description="Absolute base URL clients reach the API at (STOW-RS RetrieveURL); default: "
+        "from the request.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Serve the API's /metrics on this port only, not on the API port "
+        "(0: /metrics on the API port).")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="Largest request body (413 above).")
     max_upload_files: int = Field(default=1000, ge=1, description="Most files in one upload or STOW-RS request.")
     max_zip_entries: int = Field(default=256, ge=1, description="Most members in an uploaded study zip.")
@@ -92,6 +106,11 @@ class Settings(BaseSettings):
     max_compression_ratio: float = Field(default=1024.0, gt=1, description="Per-member zip ratio cap (zip bombs).")
     rate_limit_per_minute: float = Field(default=600.0, ge=0, description="Requests per API key per minute (0: off).")
     rate_limit_burst: int = Field(default=60, ge=1, description="Requests a key may send at once.")
+    auth_failures_per_minute: float = Field(
+        default=30.0, ge=0, description="Failed authentications per key id and per client address per minute "
+        "before 429 (0: off).")
+    auth_failure_burst: int = Field(default=20, ge=1, description="Failed authentications allowed at once.")
+    body_idle_timeout_s: float = Field(default=30.0, gt=0, description="408 when an upload sends no bytes this long.")
     api_key_pepper: SecretStr = Field(default=SecretStr(""), description="Server secret mixed into API key hashes.")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key signing webhooks (unset: disabled).")
     webhook_allow_private: bool = Field(default=False, description="Allow webhooks to loopback/private addresses.")
@@ -115,9 +134,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines).")
 
-    @field_validator("database_url", "broker_url", "s3_public_endpoint", "store_dir", "prior_checkpoint",
-                     "metrics_multiproc_dir", "broker_visibility_timeout_s", "webhook_secret",
-                     "dicom_push_host", "dicom_stow_url", "dicom_stow_token", mode="before")
+    @field_validator("database_url", "broker_url", "public_base_url", "s3_public_endpoint", "store_dir",
+                     "scratch_dir", "prior_checkpoint", "metrics_multiproc_dir", "broker_visibility_timeout_s",
+                     "webhook_secret", "dicom_push_host", "dicom_stow_url", "dicom_stow_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``ECHO4D_BROKER_URL=`` means unset (embedded), not a broker at the empty URL."""
@@ -141,6 +160,10 @@ class Settings(BaseSettings):
     @property
     def resolved_store_dir(self) -> Path:
         return self.store_dir or self.data_dir / "objects"
+
+    @property
+    def resolved_scratch_dir(self) -> Path:
+        return self.scratch_dir or self.data_dir / "scratch"
 
     @property
     def visibility_timeout_s(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.auth import Authenticator
+from service.auth import Authenticator, resolve_pepper
 from service.config import Settings
 from service.db.engine import make_engine, make_sessionmaker, run_migrations
 from service.db.jobs import JobRepository
@@ -34,6 +34,7 @@ class Services:
     metrics: Metrics
     authenticator: Authenticator
     limiter: RateLimiter
+    pepper: str  # the API key pepper in use (configured, or the embedded install's generated one)
 
     def close(self) -> None:
         self.queue.close()
@@ -58,10 +59,12 @@ def build_services(settings: Settings, *, metrics: Metrics | None = None, migrat
     store = build_store(settings)
     store.ensure_ready()
     tenants = TenantRepository(sessions)
+    pepper = resolve_pepper(settings, tenants)
     return Services(
         settings=settings, engine=engine, sessions=sessions, jobs=JobRepository(sessions), tenants=tenants,
         store=store, queue=queue if queue is not None else build_queue(settings),
         metrics=metrics if metrics is not None else Metrics(),
-        authenticator=Authenticator(tenants, settings.api_key_pepper.get_secret_value()),
-        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        authenticator=Authenticator(tenants, pepper,
+                                    RateLimiter(settings.auth_failures_per_minute, settings.auth_failure_burst)),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst), pepper=pepper,
     )

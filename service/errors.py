@@ -58,9 +58,9 @@ class RateLimited(ServiceError):
     status = 429
     default_code = ErrorCode.RATE_LIMITED
 
-    def __init__(self, retry_after_s: float) -> None:
+    def __init__(self, retry_after_s: float, reason: str = "rate limit exceeded") -> None:
         seconds = max(1, int(retry_after_s + 0.999))
-        super().__init__(f"rate limit exceeded; retry in {seconds} s", headers={"Retry-After": str(seconds)})
+        super().__init__(f"{reason}; retry in {seconds} s", headers={"Retry-After": str(seconds)})
 
 
 class PayloadTooLarge(ServiceError, StarletteHTTPException):  # type: ignore[misc]
@@ -72,6 +72,23 @@ class PayloadTooLarge(ServiceError, StarletteHTTPException):  # type: ignore[mis
     def __init__(self, limit: int) -> None:
         ServiceError.__init__(self, f"the request body is larger than the {limit}-byte limit")
         self.status_code = 413
+
+
+class RequestTimeout(ServiceError, StarletteHTTPException):  # type: ignore[misc]
+    """The client stopped sending its body (an idle upload); also a Starlette HTTPException, like 413."""
+
+    status = 408
+    default_code = ErrorCode.REQUEST_TIMEOUT
+
+    def __init__(self, idle_s: float) -> None:
+        ServiceError.__init__(self, f"no request body bytes arrived for {idle_s:g} s", headers={"Connection": "close"})
+        self.status_code = 408
+
+
+class InsecureConfiguration(ServiceError):
+    """Start-up refused: a secret the deployment must set is empty or a placeholder."""
+
+    default_code = ErrorCode.INTERNAL
 
 
 class UnsupportedMediaType(ServiceError):
@@ -151,6 +168,11 @@ def problem_body(
     return body
 
 
+def bounded_instance(path: str | None, limit: int = 200) -> str | None:
+    """The request path for a problem's ``instance``, cut so that a crafted path is never echoed in full."""
+    return path if path is None or len(path) <= limit else path[:limit] + "…"
+
+
 def problem_of(exc: Echo4DError, instance: str | None = None) -> dict[str, Any]:
     return problem_body(http_status_of(exc), exc.code, exc.detail, field=exc.field, instance=instance)
 
@@ -177,7 +199,7 @@ def _allowed_methods(request: Request) -> str:
 
 async def problem_response(request: Request, exc: Exception) -> JSONResponse:
     """The single exception handler: any exception → ``application/problem+json``."""
-    instance = request.url.path
+    instance = bounded_instance(request.url.path)
     headers: dict[str, str] = {}
     if isinstance(exc, Echo4DError):
         status = http_status_of(exc)

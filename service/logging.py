@@ -43,6 +43,23 @@ def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+_WARNING_CATEGORY = re.compile(r":\s*([A-Za-z_]*Warning):")
+
+
+class WithholdThirdPartyText(logging.Filter):
+    """Keep the records of libraries that quote file contents (pydicom quotes invalid element values: a UID whose
+    length runs over PatientName carries the name) and of ``warnings.warn`` (routed to ``py.warnings``), but
+    replace their text: only the origin and the warning category are logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage() if record.name == "py.warnings" else ""
+        category = m.group(1) if (m := _WARNING_CATEGORY.search(text)) else None
+        record.msg = f"{record.name} {category or record.levelname.lower()} (text withheld: it may quote input files)"
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def _rename_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event_dict["msg"] = event_dict.pop("event", "")
     return event_dict
@@ -100,3 +117,8 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     for noisy in ("uvicorn.access", "httpx", "httpcore", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # warnings.warn → the "py.warnings" logger → this handler (never raw stderr)
+    for quoting in ("pydicom", "py.warnings"):
+        target = logging.getLogger(quoting)
+        if not any(isinstance(f, WithholdThirdPartyText) for f in target.filters):
+            target.addFilter(WithholdThirdPartyText())

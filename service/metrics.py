@@ -10,9 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -21,7 +30,12 @@ _STAGE_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # no `_created` series beside every counter and histogram (Prometheus ignores them)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:  # the process's CPU, memory, file descriptors and Python version
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self.http_requests = Counter("echo4d_http_requests", "HTTP requests by route and status.",
                                      ["method", "route", "status"], registry=r)
         self.http_latency = Histogram("echo4d_http_request_duration_seconds", "HTTP request latency.",
@@ -92,7 +106,21 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             method = str(scope.get("method", "GET"))
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - start)
+
+
+def route_label(scope: Scope) -> str:
+    """The route template of a request (``/v1/jobs/{job_id}``), never its path; ``unmatched`` when no route serves
+    it. Routes FastAPI adds itself (``/docs``, ``/openapi.json``) do not record themselves in the scope."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    app = scope.get("app")
+    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(candidate, "path", "unmatched"))
+    return "unmatched"

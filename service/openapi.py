@@ -4,7 +4,8 @@ FastAPI documents error responses as ``application/json`` (and validation errors
 ``HTTPValidationError`` shape), while :func:`service.errors.problem_response` answers every error
 with a problem object. This rewrites the generated document once, so clients and schema-driven
 tests (schemathesis) see the media type and schema actually served, and adds the errors every
-authenticated operation can return (400, 401, 422, 429, 503).
+authenticated operation can return (400, 401, 422, 429, 503). FastAPI's unused ``HTTPValidationError`` schema is
+dropped and the STOW-RS request body (read by the route itself) is documented.
 """
 
 from __future__ import annotations
@@ -50,7 +51,20 @@ def problem_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 if content and not _is_problem(content):
                     continue  # a documented non-problem body: STOW-RS DICOM JSON, /readyz checks
                 response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's error shapes, never answered here
+        schemas.pop(unused, None)
+    _add_stow_body(doc)
     return doc
+
+
+def _add_stow_body(doc: dict[str, Any]) -> None:
+    """The STOW-RS operations read their body themselves: document it (multipart/related of DICOM parts)."""
+    body = {"required": True, "description": "DICOM Part 10 instances, one per part (PS3.18 10.5).",
+            "content": {'multipart/related; type="application/dicom"': {"schema": {
+                "type": "string", "format": "binary"}}}}
+    for path, operations in doc.get("paths", {}).items():
+        if path.startswith("/v1/dicomweb/studies") and "post" in operations:
+            operations["post"].setdefault("requestBody", body)
 
 
 def install_problem_openapi(app: FastAPI) -> None:

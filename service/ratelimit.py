@@ -1,4 +1,5 @@
-"""Per-API-key token-bucket rate limiting (in process: each API replica limits independently)."""
+"""Token-bucket rate limiting per API key, and of failed authentications per key id and client address
+(in process: each API replica limits independently)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ class RateLimiter:
             if len(self._buckets) >= self._max_keys and key not in self._buckets:
                 self._buckets.clear()  # bounded memory; a reset only ever lets requests through
             self._buckets[key] = (tokens - 1.0, now)
+
+    def blocked(self, key: str) -> float | None:
+        """Seconds until ``key`` has a token again when it has none now, else None (takes nothing)."""
+        if self._rate <= 0:
+            return None
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self._rate

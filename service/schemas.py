@@ -32,6 +32,7 @@ _SERVER_SIDE_CODES = frozenset({
     "store_unavailable", "database_unavailable", "broker_unavailable", "worker_lost",
 })
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+ProfileName = Literal["default", "paper", "smoke"]  # service.config.PROFILES
 
 
 class Problem(BaseModel):

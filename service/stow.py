@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import structlog
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from models.errors import ErrorCode, InputError
 from service.errors import UnsupportedMediaType
 
 DICOM_MEDIA_TYPE = "application/dicom"
+SPOOL_PART_BYTES = 64 * 1024  # a part larger than this goes to a temp file on disk
+SPOOL_REQUEST_BYTES = 4 * 1024 * 1024  # at most this much of one request's parts is held in memory
 FAILURE_CANNOT_UNDERSTAND = 0xC000
 FAILURE_STUDY_MISMATCH = 0xA900
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # PS3.5 9.1 (at most 64 characters)
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -68,7 +75,9 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
         if len(parts) >= max_parts:
             raise InputError(f"at most {max_parts} instances per request", code=ErrorCode.TOO_LARGE, field="body")
         headers.clear()
-        spool: Any = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        in_memory = len(parts) < SPOOL_REQUEST_BYTES // SPOOL_PART_BYTES  # later parts go straight to disk
+        spool: Any = (tempfile.SpooledTemporaryFile(max_size=SPOOL_PART_BYTES) if in_memory  # noqa: SIM115
+                      else tempfile.TemporaryFile())  # noqa: SIM115
         parts.append(ReceivedPart(spool))
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -94,15 +103,13 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
                       "on_headers_finished": on_headers_finished, "on_part_data": on_part_data}
     parser = MultipartParser(boundary, callbacks)
     try:
-        async for chunk in body:
-            parser.write(chunk)
-        parser.finalize()
-        complete = parser.state == MultipartState.END
-    except InputError:
+        async for chunk in body:  # the body's own errors (413 over the limit, 408 idle) pass through as they are
+            _feed(parser, chunk)
+        _feed(parser, None)
+    except BaseException:
+        close_parts(parts)
         raise
-    except Exception as exc:  # python-multipart raises its own error types on malformed bodies
-        raise InputError("the multipart/related body is malformed or truncated", code=ErrorCode.CORRUPT_FILE,
-                         field="body") from exc
+    complete = parser.state == MultipartState.END
     if not complete:
         close_parts(parts)
         raise InputError("the multipart/related body is truncated (no closing boundary)", code=ErrorCode.CORRUPT_FILE,
@@ -114,8 +121,23 @@ async def receive_parts(body: AsyncIterator[bytes], boundary: bytes, max_parts: 
     return parts
 
 
+def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
+    """Write ``chunk`` to the parser (None: finalize); a malformed body → CORRUPT_FILE."""
+    try:
+        if chunk is None:
+            parser.finalize()
+        else:
+            parser.write(chunk)
+    except InputError:
+        raise
+    except Exception as exc:  # python-multipart raises its own error types on malformed bodies
+        raise InputError("the multipart/related body is malformed or truncated", code=ErrorCode.CORRUPT_FILE,
+                         field="body") from exc
+
+
 def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:
-    """Read the UID tags of each part; unreadable or non-DICOM parts become failures (0xC000)."""
+    """Read the UID tags of each part; unreadable or non-DICOM parts, and malformed UIDs (a length that runs over
+    the next elements would quote them into the response), become failures (0xC000)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -128,8 +150,8 @@ def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> 
                 raise InvalidDicomError("not application/dicom")
             ds = pydicom.dcmread(part.file, stop_before_pixels=True, specific_tags=tags)
             study, sop, klass = (str(ds.get(t, "") or "") for t in tags)
-            if not study or not sop:
-                raise InvalidDicomError("missing UIDs")
+            if not all(len(u) <= 64 and _UID_RE.match(u) for u in (study, sop, klass or "0")):
+                raise InvalidDicomError("missing or malformed UIDs")
         except Exception:
             grouped.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND))
             continue
@@ -139,6 +161,17 @@ def group_by_study(parts: list[ReceivedPart], only_study: str | None = None) -> 
             grouped.failed.append((klass, sop, FAILURE_STUDY_MISMATCH))
             continue
         grouped.studies.setdefault(study, []).append(Instance(part, study, sop, klass))
+    return grouped
+
+
+def group_by_study_quietly(parts: list[ReceivedPart], only_study: str | None = None) -> Grouped:
+    """:func:`group_by_study` with pydicom's warnings captured: they quote invalid element values, which may be
+    the patient's (a UID whose length runs over PatientName). They are counted in one log line, never quoted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grouped = group_by_study(parts, only_study)
+    if caught:
+        log.info("dicom_parse_warnings", count=len(caught), categories=sorted({w.category.__name__ for w in caught}))
     return grouped
 
 

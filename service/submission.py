@@ -18,7 +18,7 @@ from uuid import uuid4
 
 import structlog
 
-from models.errors import TransientError
+from models.errors import ErrorCode, TransientError
 from service.context import Services
 from service.db.models import Job, JobStatus, utcnow
 from service.errors import Conflict
@@ -130,7 +130,12 @@ def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job,
     keys, total = _store_inputs(services, sub, job_id)
     # If the insert fails (database unreachable) the inputs stay: the commit may have happened before the
     # connection dropped, and deleting them could break a job that exists. Unreferenced inputs are the price.
-    job, created = _insert(services, tenant_id, sub, job_id, body_hash, keys, total)
+    try:
+        job, created = _insert(services, tenant_id, sub, job_id, body_hash, keys, total)
+    except TransientError as exc:
+        if exc.code is ErrorCode.STORE_UNAVAILABLE:  # the database's disk is full: surely not committed
+            _delete_inputs(services, job_id)
+        raise
     if not created:  # lost a race with a concurrent request carrying the same key
         _delete_inputs(services, job_id)
         return _same_or_conflict(job, body_hash), False

@@ -8,11 +8,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 import zipfile
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from models.archive import check_zip_directory, read_zip_member
 from models.errors import ErrorCode, InputError
 from models.study import MANIFEST_NAME, StudyLimits, parse_manifest
 from service.config import PROFILES, Settings
@@ -54,20 +56,39 @@ def check_callback_url(url: str | None, settings: Settings) -> str | None:
     if len(url) > 2000 or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         raise InputError("callback_url must be an http(s) URL without credentials", code=ErrorCode.VALIDATION_FAILED,
                          field="callback_url")
+    canonical = numeric_host(parts.hostname)
+    if canonical is not None:  # 2130706433, 0177.0.0.1, 127.1, 0x7f000001 → 127.0.0.1 (checked and stored so)
+        host = f"[{canonical}]" if canonical.version == 6 else str(canonical)
+        url = parts._replace(netloc=host + (f":{parts.port}" if parts.port is not None else "")).geturl()
     if not settings.webhook_allow_private and is_private_host(parts.hostname):
         raise InputError("callback_url must not point at a private or loopback address",
                          code=ErrorCode.VALIDATION_FAILED, field="callback_url")
     return url
 
 
+_NUMERIC_V4_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.I)
+
+
+def numeric_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a numeric host names, in every spelling a resolver accepts (decimal, octal, hex, short
+    forms such as ``127.1``); None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if not _NUMERIC_V4_RE.match(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+    except OSError:
+        return None
+
+
 def is_private_host(host: str) -> bool:
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
         return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not ip.is_global
+    ip = numeric_host(host)
+    return ip is not None and not ip.is_global
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
@@ -88,6 +109,7 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
     if not zipfile.is_zipfile(f):
         raise InputError("file is not a zip archive (a study bundle is a zip holding study.json)",
                          code=ErrorCode.UNSUPPORTED_FORMAT, field="file")
+    check_zip_directory(f, "file", settings.max_zip_entries)  # before zipfile builds one object per entry
     f.seek(0)
     try:
         with zipfile.ZipFile(f) as zf:
@@ -100,6 +122,9 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
                 why = _unsafe_member(info)
                 if why:
                     raise InputError(f"the zip holds {why}", code=ErrorCode.UNSAFE_ARCHIVE, field="file")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise InputError("the zip uses a compression method other than deflate or none; re-zip it with "
+                                     "defaults", code=ErrorCode.UNSUPPORTED_FORMAT, field="file")
                 total += info.file_size
                 if info.file_size > _MEMBER_LIMIT:
                     raise InputError(f"a zip member expands to {info.file_size} bytes; at most {_MEMBER_LIMIT}",
@@ -117,8 +142,7 @@ def check_study_zip(f: BinaryIO, settings: Settings) -> dict[str, Any]:
             if len(manifests) != 1:
                 raise InputError("the zip must contain exactly one study.json (at its root or in one folder)",
                                  code=ErrorCode.INVALID_MANIFEST, field=MANIFEST_NAME)
-            with zf.open(files[manifests[0]]) as m:
-                raw = m.read(_MANIFEST_LIMIT + 1)
+            raw = read_zip_member(zf, files[manifests[0]], _MANIFEST_LIMIT, MANIFEST_NAME)  # stored/deflate only
             doc = parse_manifest(raw)
             prefix = str(PurePosixPath(manifests[0]).parent)
             prefix = "" if prefix == "." else prefix + "/"
@@ -155,6 +179,9 @@ def parse_manifest_field(text: str | None) -> dict[str, Any] | None:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"manifest is not valid JSON: {exc.msg}", code=ErrorCode.INVALID_MANIFEST,
+                         field="manifest") from None
+    except (ValueError, RecursionError):  # 4300+ digit integers, nesting deeper than the parser's stack
+        raise InputError("manifest nests too deeply or holds an out-of-range number", code=ErrorCode.INVALID_MANIFEST,
                          field="manifest") from None
     if not isinstance(doc, dict):
         raise InputError("manifest must be a JSON object", code=ErrorCode.INVALID_MANIFEST, field="manifest")

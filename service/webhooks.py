@@ -56,12 +56,30 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance_s: int 
     return hmac.compare_digest(sign(secret, t, body), fields.get("v1", ""))
 
 
-def _resolves_private(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return any(is_private_host(str(info[4][0])) for info in infos)
+class Blocked(Exception):
+    """The callback host resolves to a private or loopback address."""
+
+
+def pinned_request(url: str, allow_private: bool) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Resolve the callback host ONCE, check every address, and aim the request at the checked one:
+    (URL with the IP as host, the Host header, httpx extensions naming the TLS server name). A second
+    resolution by the HTTP client could answer differently (DNS rebinding), so there is none.
+
+    Raises :class:`Blocked` for a private address (unless allowed), ``OSError`` when the name does not resolve.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise OSError(f"no address for the callback host ({len(host)} characters)")
+    if not allow_private and any(is_private_host(a) for a in addresses):
+        raise Blocked()
+    ip = sorted(addresses, key=lambda a: ":" in a)[0]  # IPv4 first (``localhost`` lists ::1 first on many hosts)
+    netloc = (f"[{ip}]" if ":" in ip else ip) + f":{port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), {"Host": parts.netloc.rpartition("@")[2]}, extensions
 
 
 class WebhookSender:
@@ -99,16 +117,15 @@ class WebhookSender:
                    SIGNATURE_HEADER: signature_header(secret.get_secret_value(), body),
                    EVENT_ID_HEADER: f"{job.id}.{job.status}"}
         ok = False
-        host = urlsplit(url).hostname or ""
-        if not self._settings.webhook_allow_private and _resolves_private(host):
+        try:
+            target, host_header, extensions = pinned_request(url, self._settings.webhook_allow_private)
+            resp = self._client.post(target, content=body, headers=headers | host_header, extensions=extensions)
+            ok = 200 <= resp.status_code < 300
+            outcome = "delivered" if ok else f"http_{resp.status_code // 100}xx"
+        except Blocked:
             outcome = "blocked"
-        else:
-            try:
-                resp = self._client.post(url, content=body, headers=headers)
-                ok = 200 <= resp.status_code < 300
-                outcome = "delivered" if ok else f"http_{resp.status_code // 100}xx"
-            except httpx.HTTPError:
-                outcome = "unreachable"
+        except (httpx.HTTPError, OSError):
+            outcome = "unreachable"
         attempt = job.webhook_attempts + 1
         next_at = None
         if not ok and attempt < self._settings.webhook_max_attempts and outcome != "blocked":

@@ -123,7 +123,7 @@ def api_factory() -> Iterator[Callable[..., ApiHarness]]:
     def make(settings: Any) -> ApiHarness:
         services = build_services(settings)
         stack.callback(services.close)
-        _, key = create_key(services.tenants, "t1", settings.api_key_pepper.get_secret_value())
+        _, key = create_key(services.tenants, "t1", services.pepper)
         client = stack.enter_context(TestClient(create_app(settings, services=services),
                                                 raise_server_exceptions=False))
         return ApiHarness(client, services, key)

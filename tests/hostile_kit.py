@@ -125,3 +125,38 @@ def symlink_member(name: str, target: bytes) -> tuple[zipfile.ZipInfo, bytes]:
     info = zipfile.ZipInfo(name)
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
     return info, target
+
+
+def raw_entries_zip(n: int, declared: int | None = None, zip64_declared: int | None = None) -> bytes:
+    """A zip of ``n`` empty stored entries, written byte by byte (fast for 10⁵ entries); the end record
+    may declare another count (``declared``) or defer to a zip64 record declaring ``zip64_declared``."""
+    local, central = [], []
+    offset = 0
+    for k in range(n):
+        name = b"%d" % k
+        local.append(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0) + name)
+        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0,
+                                   0, offset) + name)
+        offset += len(local[-1])
+    cd = b"".join(central)
+    count = n if declared is None else declared
+    tail = b""
+    if zip64_declared is not None:
+        record_at = offset + len(cd)
+        tail = (struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, zip64_declared, zip64_declared, len(cd),
+                            offset) + struct.pack("<4sLQL", b"PK\x06\x07", 0, record_at, 1))
+        count = 0xFFFF
+    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), len(cd), offset, 0)
+    return b"".join(local) + cd + tail + eocd
+
+
+def raw_member_zip(name: str, raw: bytes, *, method: int, file_size: int, crc: int = 0) -> bytes:
+    """A one-member zip whose headers say ``method`` and ``file_size`` over the already compressed ``raw`` bytes
+    (a member whose declared size lies, e.g. a bzip2 bomb declared tiny)."""
+    fname = name.encode()
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 46, 0, method, 0, 0, crc, len(raw), file_size, len(fname), 0)
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 46, 46, 0, method, 0, 0, crc, len(raw), file_size,
+                          len(fname), 0, 0, 0, 0, 0, 0)
+    body = local + fname + raw
+    cd = central + fname
+    return body + cd + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(cd), len(body), 0)

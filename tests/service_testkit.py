@@ -59,7 +59,7 @@ class ApiHarness:
     def new_key(self, tenant: str) -> str:
         from service.auth import create_key
 
-        return create_key(self.services.tenants, tenant, self.services.settings.api_key_pepper.get_secret_value())[1]
+        return create_key(self.services.tenants, tenant, self.services.pepper)[1]
 
     def post_study(self, body: bytes, *, key: str | None = None, headers: dict[str, str] | None = None,
                    data: dict[str, str] | None = None) -> Any:
@@ -92,7 +92,8 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Any:
     from service.config import Settings
 
     values: dict[str, Any] = {"data_dir": data_dir, "embedded_worker": False, "reconcile_interval_s": 0,
-                              "rate_limit_per_minute": 0, "log_json": True, "api_key_pepper": "test-pepper"}
+                              "rate_limit_per_minute": 0, "auth_failures_per_minute": 0, "log_json": True,
+                              "api_key_pepper": "test-pepper"}
     values.update(overrides)
     return Settings(**values)
 

@@ -14,13 +14,16 @@ One pass:
    store was down at the job's own cleanup, or uploaded by a worker whose claim was taken over), and inputs
    or outputs whose job has no row once the newest object of that job's folder is older than
    ``orphan_grace_s`` (a submission that crashed between storing its inputs and inserting its row; a
-   submission still uploading is younger than that, so it is never touched).
+   submission still uploading is younger than that, so it is never touched); with ``retention_days`` set,
+   jobs finished longer ago are erased first (inputs, outputs, row; see ``service.erasure``);
+5. abandoned scratch folders (a worker killed mid-job) are removed (``worker.scratch``).
 Every write is a guarded UPDATE, so several reconcilers (API replicas) can run concurrently; the sweep
 only deletes what no job can use again, so running it twice, or in two replicas, is harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +35,12 @@ from models.errors import Echo4DError, ErrorCode, InputError, TransientError
 from service.config import Settings
 from service.db.jobs import JobError, JobRepository
 from service.db.models import JobStatus, utcnow
+from service.erasure import erase_job
 from service.metrics import Metrics
 from service.queue import JobQueue, LocalQueue
 from service.storage import ListedObject, ObjectStore, check_key
 from service.webhooks import WebhookSender
+from worker.scratch import sweep_scratch
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +57,8 @@ class ReconcileReport:
     webhooks: int = 0
     orphan_outputs: int = 0  # job folders deleted under outputs/ (failed or cancelled job, or no row)
     orphan_inputs: int = 0  # job folders deleted under inputs/ (no row, older than orphan_grace_s)
+    purged: int = 0  # finished jobs erased by the retention setting
+    scratch_dirs: int = 0  # abandoned scratch folders of jobs no longer running (worker killed mid-job)
 
 
 class Reconciler:
@@ -78,10 +85,28 @@ class Reconciler:
         if self._webhooks is not None:
             report.webhooks = self._webhooks.deliver_due(now)
         if self._sweep_due(now):
+            self.purge_expired(now, report)
             self.sweep_orphans(now, report)
+        with contextlib.suppress(Echo4DError):  # database unreachable: the next pass sweeps
+            report.scratch_dirs = sweep_scratch(self._jobs, self._settings.resolved_scratch_dir)
         if report.requeued_stale or report.failed_stale or report.reenqueued or report.orphan_outputs \
-                or report.orphan_inputs:
+                or report.orphan_inputs or report.scratch_dirs or report.purged:
             log.info("reconciled", **vars(report))
+        return report
+
+    def purge_expired(self, now: datetime | None = None, report: ReconcileReport | None = None) -> ReconcileReport:
+        """Retention: erase the jobs finished more than ``retention_days`` ago (inputs, outputs, row)."""
+        now = now or utcnow()
+        report = report if report is not None else ReconcileReport()
+        days = self._settings.retention_days
+        if days <= 0:
+            return report
+        try:
+            for job in self._jobs.finished_before(now - timedelta(days=days), limit=SWEEP_BATCH):
+                report.purged += erase_job(self._jobs, self._store, self._metrics, job.id, job.tenant_id,
+                                           actor="retention")
+        except Echo4DError as exc:
+            log.warning("retention_purge_interrupted", code=exc.code.value, purged=report.purged)
         return report
 
     def _sweep_due(self, now: datetime) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -33,6 +32,7 @@ from worker.control import DeadlineExceeded, JobCancelled, JobControl
 from worker.dicom_results import push_configured, push_dicom
 from worker.model_cache import ModelCache
 from worker.pipeline import run_pipeline
+from worker.scratch import make_scratch
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +119,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> Outcome:
 
 def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
     settings = ctx.settings
-    workdir = Path(tempfile.mkdtemp(prefix=f"echo4d-{claim.job_id[:8]}-", dir=ctx.scratch_dir))
+    workdir = make_scratch(claim.job_id, ctx.scratch_dir)
     control = JobControl(ctx.jobs, claim, ctx.metrics, heartbeat_interval_s=settings.heartbeat_interval_s,
                          soft_time_limit_s=settings.job_soft_time_limit_s)
     try:

@@ -48,13 +48,16 @@ def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerCo
     from service.queue import LocalQueue
     from service.webhooks import WebhookSender
     from worker.model_cache import ModelCache
+    from worker.scratch import sweep_scratch
 
     m = metrics if metrics is not None else Metrics()
     services = build_services(settings, metrics=m, migrate=False, queue=LocalQueue())
+    sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind
     return WorkerContext(
         settings=settings, jobs=services.jobs, store=services.store, metrics=m,
         models=ModelCache(settings.device, settings.prior_checkpoint),
         worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, services.jobs, m),
+        scratch_dir=settings.resolved_scratch_dir,
     )
 
 

@@ -18,6 +18,11 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 ArtifactName = Annotated[str, Path(description=f"One of: {', '.join(ARTIFACTS)}")]
 
 
+def _position(digits: str) -> int:
+    """A byte position; beyond any object size when it has more digits than int() may parse (a crafted header)."""
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """A single ``bytes=`` range → inclusive (start, end); None for no/ignored range; 416 if unsatisfiable."""
     if not header:
@@ -26,10 +31,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if m is None or (not m.group(1) and not m.group(2)):
         return None  # multiple or malformed ranges: RFC 9110 lets us answer the whole object
     if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        start = _position(m.group(1))
+        end = min(_position(m.group(2)), size - 1) if m.group(2) else size - 1
     else:
-        start, end = max(size - int(m.group(2)), 0), size - 1
+        start, end = max(size - _position(m.group(2)), 0), size - 1
     if start >= size or start > end:
         raise RangeNotSatisfiable(f"range not satisfiable for a {size}-byte object",
                                   headers={"Content-Range": f"bytes */{size}"})
@@ -52,7 +57,8 @@ def get_artifact(
         raise NotFound("no such job", field="job_id")
     meta = job.artifacts.get(name) if job.status == JobStatus.SUCCEEDED.value else None
     if name not in ARTIFACTS or meta is None:
-        raise NotFound(f"no artifact {name!r} for this job (available once it succeeded: {', '.join(ARTIFACTS)})",
+        shown = name if len(name) <= 40 else name[:40] + "…"  # never echo kilobytes of a crafted path
+        raise NotFound(f"no artifact {shown!r} for this job (available once it succeeded: {', '.join(ARTIFACTS)})",
                        field="name")
     key, etag, content_type = str(meta["key"]), str(meta["etag"]), str(meta["content_type"])
     download = DOWNLOAD_NAMES.get(name, name)

@@ -43,15 +43,25 @@ JobsDep = Annotated[JobRepository, Depends(get_jobs)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
+def authenticate_request(services: Services, presented: str | None, client: str | None) -> Principal:
+    """Resolve the API key (401; 429 after too many failures from this key id or address) and apply the per-key
+    rate limit (429)."""
+    principal = services.authenticator.authenticate(presented, client)
+    services.limiter.check(principal.key_id)
+    return principal
+
+
 def authenticate(
+    request: Request,
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal:
-    """Resolve the API key (401 problem otherwise) and apply the per-key rate limit (429)."""
-    presented = bearer.credentials if bearer is not None else api_key
-    principal = services.authenticator.authenticate(presented)
-    services.limiter.check(principal.key_id)
+    """The request's principal: already resolved by ``AuthFirstMiddleware`` for requests with a body, else here."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        presented = bearer.credentials if bearer is not None else api_key
+        principal = authenticate_request(services, presented, request.client.host if request.client else None)
     structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id, key_id=principal.key_id)
     return principal
 

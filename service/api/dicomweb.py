@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import PrincipalDep, ServicesDep
 from service.auth import Principal
 from service.context import Services
-from service.schemas import Problem
+from service.schemas import Problem, ProfileName
 from service.stow import (
     Instance,
     check_content_type,
     close_parts,
-    group_by_study,
+    group_by_study_quietly,
     receive_parts,
     stow_response,
     study_idempotency_key,
@@ -27,7 +27,7 @@ from service.validation import check_idempotency_key, check_profile
 router = APIRouter(prefix="/v1/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
 _RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"description": "All instances stored; one job per study (RetrieveURL = the job)",
+    200: {"description": "All instances stored; one job per study (RetrieveURL = the job's absolute URL)",
           "content": {DICOM_JSON: {}}},
     202: {"description": "Some instances failed (FailedSOPSequence)", "content": {DICOM_JSON: {}}},
     409: {"description": "No instance could be stored", "content": {DICOM_JSON: {}}},
@@ -36,9 +36,9 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _submit_studies(services: Services, principal: Principal, grouped_studies: dict[str, list[Instance]],
-                    profile: str, client_key: str | None) -> list[tuple[Instance, str]]:
+                    profile: str, client_key: str | None, base_url: str) -> list[tuple[Instance, str]]:
     stored: list[tuple[Instance, str]] = []
-    pepper = services.settings.api_key_pepper.get_secret_value()
+    pepper = services.pepper
     for instances in grouped_studies.values():
         parts = [InputPart(f"files/{i:04d}.dcm", inst.part.file, inst.part.size, "application/dicom")
                  for i, inst in enumerate(instances)]
@@ -46,7 +46,7 @@ def _submit_studies(services: Services, principal: Principal, grouped_studies: d
         names = [f"{i:04d}.dcm" for i in range(len(parts))]
         job, _ = submit(services, principal.tenant_id,
                         NewSubmission("dicom", parts, profile, None, key, {"names.json": names}))
-        stored.extend((inst, f"/v1/jobs/{job.id}") for inst in instances)
+        stored.extend((inst, f"{base_url}/v1/jobs/{job.id}") for inst in instances)
     return stored
 
 
@@ -57,9 +57,10 @@ async def _stow(request: Request, services: Services, principal: Principal, stud
     client_key = check_idempotency_key(idempotency_key)
     parts = await receive_parts(request.stream(), boundary, services.settings.max_upload_files)
     try:
-        grouped = await run_in_threadpool(group_by_study, parts, study)
+        grouped = await run_in_threadpool(group_by_study_quietly, parts, study)
+        base_url = services.settings.public_base_url or str(request.base_url)
         stored = await run_in_threadpool(_submit_studies, services, principal, grouped.studies, chosen_profile,
-                                         client_key)
+                                         client_key, base_url.rstrip("/"))
     finally:
         close_parts(parts)
     urls = sorted({url for _, url in stored})
@@ -69,7 +70,7 @@ async def _stow(request: Request, services: Services, principal: Principal, stud
     return JSONResponse(body, status_code=status, media_type=DICOM_JSON, headers=headers)
 
 
-Profile = Annotated[str | None, Query(description="Reconstruction profile: default, paper or smoke.")]
+Profile = Annotated[ProfileName | None, Query(description="Reconstruction profile (default: the server's).")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

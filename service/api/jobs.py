@@ -1,4 +1,4 @@
-"""``/v1/jobs``: read one job, list a tenant's jobs (filters + cursor pagination), cancel a job."""
+"""``/v1/jobs``: read one job, list a tenant's jobs (filters + cursor pagination), cancel a job, erase a job."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator
 
-from service.api.deps import JobsDep, PrincipalDep
+from service.api.deps import JobsDep, PrincipalDep, ServicesDep
 from service.db.models import JobStatus
+from service.erasure import erase_job
 from service.errors import Conflict, NotFound
 from service.schemas import JobOut, JobPage, JobStatusName, Problem, job_out
 
@@ -58,23 +59,42 @@ def list_jobs(
     return JobPage(items=[job_out(j) for j in page.items], next_cursor=page.next_cursor)
 
 
-@router.delete(
-    "/{job_id}", response_model=JobOut, responses={
+@router.post(
+    "/{job_id}/cancel", response_model=JobOut, responses={
         **_NOT_FOUND,
         202: {"model": JobOut, "description": "Running: it stops at the next stage boundary"},
         409: {"model": Problem, "content": {"application/problem+json": {}}, "description": "Already finished"}},
     summary="Cancel a job (queued: never runs; running: stops at the next stage boundary)",
 )
-def cancel_job(job_id: JobId, principal: PrincipalDep, jobs: JobsDep, response: Response) -> JobOut:
-    job = jobs.cancel(job_id, principal.tenant_id)
+def cancel_job(job_id: JobId, principal: PrincipalDep, services: ServicesDep, response: Response) -> JobOut:
+    job, ended = services.jobs.cancel_queued(job_id, principal.tenant_id)
     if job is None:
         raise NotFound("no such job", field="job_id")
+    if ended:  # a cancel while queued ends the job here, not in a worker: count it like the worker would
+        services.metrics.jobs_finished.labels(JobStatus.CANCELLED.value).inc()
     status = JobStatus(job.status)
     if status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Conflict(f"the job already {status.value}; nothing to cancel", field="job_id")
     if status is JobStatus.RUNNING:
         response.status_code = 202
     return job_out(job)
+
+
+@router.delete(
+    "/{job_id}", status_code=204, response_class=Response, responses={
+        204: {"description": "The job, its inputs and its outputs are erased"},
+        **_NOT_FOUND,
+        409: {"model": Problem, "content": {"application/problem+json": {}},
+              "description": "Running: cancel it first (POST /v1/jobs/{id}/cancel)"}},
+    summary="Erase a job: its inputs, outputs and record (data retention)",
+    description="Idempotent: once erased, the job is gone and a repeated DELETE answers 404 (as for a job that "
+                "never existed or belongs to another tenant) and changes nothing.",
+)
+def erase_job_route(job_id: JobId, principal: PrincipalDep, services: ServicesDep) -> Response:
+    if not erase_job(services.jobs, services.store, services.metrics, job_id, principal.tenant_id,
+                     actor=f"key:{principal.key_id}"):
+        raise NotFound("no such job", field="job_id")
+    return Response(status_code=204)
 
 
 def _aware(value: datetime | None) -> datetime | None:

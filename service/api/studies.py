@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 from models.errors import ErrorCode, InputError
 from service.api.deps import PrincipalDep, ServicesDep
 from service.errors import UnsupportedMediaType
-from service.schemas import JobOut, Problem, job_out
+from service.schemas import JobOut, Problem, ProfileName, job_out
 from service.submission import InputPart, NewSubmission, submit
 from service.validation import (
     check_callback_url,
@@ -60,7 +60,7 @@ def create_study(
     file: Annotated[UploadFile | None, File(description="Study bundle zip (echo4d-study/1).")] = None,
     files: Annotated[list[UploadFile] | None, File(description="Input files when not sending a bundle.")] = None,
     manifest: Annotated[str | None, Form(description="JSON manifest describing `files` (views, spacing, fps).")] = None,
-    profile: Annotated[str | None, Form(description="Reconstruction profile: default, paper or smoke.")] = None,
+    profile: Annotated[ProfileName | None, Form(description="Reconstruction profile (default: the server's).")] = None,
     callback_url: Annotated[str | None, Form(description="URL POSTed (HMAC-signed) when the job ends.")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:

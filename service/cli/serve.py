@@ -45,7 +45,7 @@ def serve(
         services = build_services(settings)
         try:
             if settings.embedded and services.tenants.count() == 0:  # distributed: echo4d admin create-key
-                _, key = create_key(services.tenants, "default", settings.api_key_pepper.get_secret_value(),
+                _, key = create_key(services.tenants, "default", services.pepper,
                                     label="created by the first `echo4d serve`")
                 typer.echo(f"API key: {key}")
                 typer.echo("(shown once; only its hash is stored. More keys: echo4d admin create-key --tenant NAME)")
@@ -69,6 +69,9 @@ def worker(
         if settings.broker_url is None:
             raise typer.BadParameter("set ECHO4D_BROKER_URL (redis://... or amqp://...); "
                                      "`echo4d serve` alone runs an in-process worker")
+        from service.auth import check_deployment_secrets
+
+        check_deployment_secrets(settings)  # refuse to start, not fail each job later
         multiproc = settings.worker_pool == "prefork" and settings.metrics_multiproc_dir is not None
         if multiproc:
             from service.config import export_prometheus_multiproc_dir
@@ -97,7 +100,7 @@ def create_key_cmd(
         settings = _settings(data_dir=data_dir)
         services = build_services(settings, queue=_no_queue())
         try:
-            key_id, key = create_key(services.tenants, tenant, settings.api_key_pepper.get_secret_value(), label)
+            key_id, key = create_key(services.tenants, tenant, services.pepper, label)
         finally:
             services.close()
         typer.echo(f"key id: {key_id}")

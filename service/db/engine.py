@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -43,6 +44,17 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600; SQLite gives its -wal/-shm files the same mode)
+    and tighten an existing one: it holds key hashes and job metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -73,12 +85,23 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+def disk_full(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_FULL or PostgreSQL's disk_full (53100) / ENOSPC: the write did not happen."""
+    text_ = str(exc.orig).lower()
+    return (getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in text_
+            or getattr(exc.orig, "sqlstate", None) == "53100" or "no space left on device" in text_)
+
+
 @contextmanager
 def transient_db() -> Iterator[None]:
     """Turn 'database unreachable' driver errors into :class:`TransientError` (retryable)."""
     try:
         yield
-    except (OperationalError, PoolTimeoutError) as exc:
+    except OperationalError as exc:
+        if disk_full(exc):  # nothing was committed; the caller may undo what it did before (stored inputs)
+            raise TransientError("the database's disk is full", code=ErrorCode.STORE_UNAVAILABLE) from exc
+        raise TransientError("the database is unreachable", code=ErrorCode.DATABASE_UNAVAILABLE) from exc
+    except PoolTimeoutError as exc:
         raise TransientError("the database is unreachable", code=ErrorCode.DATABASE_UNAVAILABLE) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,8 +62,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(job_id)
-    except (ValueError, TypeError) as exc:
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(job_id, str):  # ours are always aware, with a string id
+            raise ValueError("not a cursor of this API")
+        return when, job_id
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InputError("cursor is not one this API returned", code=ErrorCode.VALIDATION_FAILED,
                          field="cursor") from exc
 
@@ -122,6 +125,11 @@ class JobRepository:
         items = rows[:limit]
         return Page(items, encode_cursor(items[-1]) if more and items else None)
 
+    def running_ids(self) -> list[str]:
+        """Ids of the jobs running now (their workers' scratch folders are in use)."""
+        with transient_db(), self._sessions() as s:
+            return list(s.scalars(select(Job.id).where(Job.status == JobStatus.RUNNING.value)))
+
     def counts_by_status(self) -> dict[str, int]:
         with transient_db(), self._sessions() as s:
             rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
@@ -156,18 +164,34 @@ class JobRepository:
     # ------------------------------------------------------------------ cancellation
     def cancel(self, job_id: str, tenant_id: str) -> Job | None:
         """Queued → cancelled now; running → cancel requested (the worker stops at a stage boundary)."""
+        return self.cancel_queued(job_id, tenant_id)[0]
+
+    def cancel_queued(self, job_id: str, tenant_id: str) -> tuple[Job | None, bool]:
+        """:meth:`cancel`, also telling whether this call ended a queued job (it counts as finished)."""
         now = utcnow()
         with transient_db(), self._sessions.begin() as s:
-            s.execute(update(Job).where(Job.id == job_id, Job.tenant_id == tenant_id,
-                                        Job.status == JobStatus.QUEUED.value)
-                      .values(status=JobStatus.CANCELLED.value, cancel_requested=True, finished_at=now,
-                              updated_at=now, error_code=ErrorCode.CANCELLED.value,
-                              error_detail="cancelled by the client before it ran",
-                              webhook_state=_webhook_state_for(Job.callback_url), webhook_next_at=now))
+            ended = s.execute(update(Job).where(Job.id == job_id, Job.tenant_id == tenant_id,
+                                                Job.status == JobStatus.QUEUED.value)
+                              .values(status=JobStatus.CANCELLED.value, cancel_requested=True, finished_at=now,
+                                      updated_at=now, error_code=ErrorCode.CANCELLED.value,
+                                      error_detail="cancelled by the client before it ran",
+                                      webhook_state=_webhook_state_for(Job.callback_url), webhook_next_at=now))
             s.execute(update(Job).where(Job.id == job_id, Job.tenant_id == tenant_id,
                                         Job.status == JobStatus.RUNNING.value)
                       .values(cancel_requested=True, updated_at=now))
-        return self.get(job_id, tenant_id)
+        return self.get(job_id, tenant_id), bool(ended.rowcount == 1)  # type: ignore[attr-defined]
+
+    def delete_finished(self, job_id: str, tenant_id: str) -> bool:
+        """Delete the row of a finished (succeeded/failed/cancelled) job of ``tenant_id``; False if none."""
+        return self._exec(delete(Job).where(Job.id == job_id, Job.tenant_id == tenant_id,
+                                            Job.status.in_(TERMINAL)))
+
+    def finished_before(self, before: datetime, limit: int = 100) -> list[Job]:
+        """Finished jobs whose ``finished_at`` is older than ``before`` (retention), oldest first."""
+        q = (select(Job).where(Job.status.in_(TERMINAL), Job.finished_at < before)
+             .order_by(Job.finished_at).limit(limit))
+        with transient_db(), self._sessions() as s:
+            return list(s.scalars(q))
 
     # ------------------------------------------------------------------ the worker's side
     def claim(self, job_id: str, worker_id: str, now: datetime, stale_before: datetime) -> Claim | None:

@@ -76,6 +76,7 @@ class LocalStore:
                 for name in temps:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(name)
+                self._prune_empty_folders([key])
                 raise
         return ObjectInfo(key, size, etag, content_type, datetime.now(UTC))
 
@@ -140,7 +141,20 @@ class LocalStore:
                 for path in (self.root / key, self.root / _META / (key + ".json")):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
+            self._prune_empty_folders(keys)  # no empty inputs/{id}/ left behind
         return len(keys)
+
+    def _prune_empty_folders(self, keys: list[str]) -> None:
+        """Remove the folders that held ``keys`` (data and metadata side) while they are empty."""
+        for key in keys:
+            for base in (self.root, self.root / _META):
+                folder = (base / key).parent
+                while folder != base and folder.is_relative_to(base):
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty, or gone: stop climbing
+                        break
+                    folder = folder.parent
 
     def presigned_url(self, key: str, ttl_s: int, download_name: str | None = None) -> str | None:
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hostile_kit import MiB, deadline, npy_bytes, patch_entry, refused, symlink_member, zip_bytes
+from hostile_kit import MiB, deadline, npy_bytes, patch_entry, raw_entries_zip, refused, symlink_member, zip_bytes
 
 from models.archive import MAX_ZIP_MEMBERS
 from models.errors import ErrorCode, InputError
@@ -74,29 +74,6 @@ def _corrupt_deflate() -> bytes:
     at = data.find(b"A4C.npy", 30) + len("A4C.npy")  # the member's compressed data
     data[at + 8 : at + 40] = bytes(range(32))
     return bytes(data)
-
-
-def raw_entries_zip(n: int, declared: int | None = None, zip64_declared: int | None = None) -> bytes:
-    """A zip of ``n`` empty stored entries, written byte by byte (fast for 10⁵ entries); the end record
-    may declare another count (``declared``) or defer to a zip64 record declaring ``zip64_declared``."""
-    local, central = [], []
-    offset = 0
-    for k in range(n):
-        name = b"%d" % k
-        local.append(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0) + name)
-        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0,
-                                   0, offset) + name)
-        offset += len(local[-1])
-    cd = b"".join(central)
-    count = n if declared is None else declared
-    tail = b""
-    if zip64_declared is not None:
-        record_at = offset + len(cd)
-        tail = (struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, zip64_declared, zip64_declared, len(cd),
-                            offset) + struct.pack("<4sLQL", b"PK\x06\x07", 0, record_at, 1))
-        count = 0xFFFF
-    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), len(cd), offset, 0)
-    return b"".join(local) + cd + tail + eocd
 
 
 ZIP_ATTACKS: dict[str, tuple[Callable[[], bytes], ErrorCode]] = {

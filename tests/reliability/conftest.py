@@ -1,5 +1,6 @@
 """Fixtures of the reliability tests: a smoke shape prior, a stoppable S3 server, the distributed stack's
-settings, Celery worker subprocesses, and fault injectors (Redis/PostgreSQL restarts, a tiny filesystem).
+settings, Celery worker subprocesses, and a tiny filesystem. (Redis and PostgreSQL restarts use private servers:
+see test_reliability_long_faults.py.)
 
 Everything is real: PostgreSQL 127.0.0.1:5432, Redis 127.0.0.1:6379 (DB 15), moto's S3 server driven by the
 real ``minio`` client, ``echo4d worker`` subprocesses and uvicorn. Jobs that must *succeed* run the real
@@ -17,16 +18,9 @@ from pathlib import Path
 
 import pytest
 from reliability_kit import (
-    REDIS_START,
     MotoControl,
     WorkerProcess,
-    pg_ctl,
-    postgres_ready,
-    redis_ping,
-    restart_postgres,
-    restart_redis,
     settings_from_env,
-    wait_until,
 )
 from service_testkit import ApiHarness, free_port
 
@@ -122,28 +116,6 @@ def stack_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
 def stack_api(api_factory: Callable[..., ApiHarness], stack_env: dict[str, str]) -> ApiHarness:
     """The API of ``stack_env`` in this process (TestClient; its lifespan runs the reconciler thread)."""
     return api_factory(settings_from_env(stack_env))
-
-
-@pytest.fixture()
-def redis_restarter(redis_url: str) -> Iterator[Callable[[], None]]:
-    """Restart the machine's Redis; whatever happens in the test, Redis is running and answering at the end."""
-    yield restart_redis
-    if not redis_ping():
-        with contextlib.suppress(Exception):
-            subprocess.run(REDIS_START, capture_output=True, timeout=15)
-        wait_until(redis_ping, 30, 0.2, "redis restored")
-
-
-@pytest.fixture()
-def postgres_restarter(pg_url: str) -> Iterator[Callable[..., None]]:
-    """Restart the machine's PostgreSQL cluster; it is running and accepting connections at the end."""
-    if not Path("/etc/postgresql").is_dir():
-        pytest.skip("no Debian-style PostgreSQL cluster (/etc/postgresql) to restart here")
-    yield restart_postgres
-    if not postgres_ready():
-        with contextlib.suppress(Exception):
-            pg_ctl("start")
-        wait_until(postgres_ready, 60, 0.5, "postgres restored")
 
 
 @pytest.fixture()

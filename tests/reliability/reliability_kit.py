@@ -1,6 +1,6 @@
 """Plain helpers of the reliability tests (fixtures live in ``conftest.py``): waiting, the job-table and store
-consistency check every fault test ends with, a stoppable S3 server, worker subprocesses, Redis/PostgreSQL
-restarts and a live uvicorn server.
+consistency check every fault test ends with, a stoppable S3 server, worker subprocesses, private Redis and
+PostgreSQL servers to restart, and a live uvicorn server.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
@@ -227,77 +225,6 @@ def pid_of_worker_id(worker_id: str | None) -> int | None:
         return None
 
 
-def redis_ping() -> bool:
-    try:
-        out = subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.strip() == "PONG"
-
-
-def restart_redis() -> None:
-    """Redis restarted without persistence: every queued and unacked message is gone."""
-    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=15)
-    wait_until(lambda: not port_open(6379), 15, 0.05, "redis down")
-    subprocess.run(REDIS_START, check=True, capture_output=True, timeout=15)
-    wait_until(redis_ping, 20, 0.1, "redis answering PING")
-
-
-def pg_cluster() -> tuple[str, str]:
-    versions = sorted(os.listdir("/etc/postgresql"))
-    return versions[-1], "main"
-
-
-def _pg_command(action: str) -> list[str]:
-    """``pg_ctlcluster <v> main <action>``; where the cluster's owner has no passwd entry (pg_ctlcluster then
-    refuses), the same through ``pg_ctl`` run as the owner of the data directory."""
-    version, cluster = pg_cluster()
-    probe = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "status"],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
-    if probe.returncode == 0:
-        return ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, action]
-    conf_path = Path(f"/etc/postgresql/{version}/{cluster}/postgresql.conf")
-    match = re.search(r"^data_directory\s*=\s*'([^']+)'", conf_path.read_text(), re.M)
-    data_dir = Path(match.group(1) if match else f"/var/lib/postgresql/{version}/{cluster}")
-    st = data_dir.stat()
-    return ["setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups",
-            f"/usr/lib/postgresql/{version}/bin/pg_ctl", "-D", str(data_dir),
-            "-l", f"/var/log/postgresql/postgresql-{version}-{cluster}.log", "-o", f"-c config_file={conf_path}",
-            "-m", "fast", "-w", "-t", "60", action]
-
-
-def pg_ctl(action: str) -> None:
-    # output to a file, never a pipe: the postmaster inherits it and would keep the pipe open
-    with tempfile.TemporaryFile() as out:
-        done = subprocess.run(_pg_command(action), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=120)
-        if done.returncode != 0:
-            out.seek(0)
-            raise RuntimeError(f"PostgreSQL {action} failed: {out.read().decode(errors='replace')[-500:]}")
-
-
-def restart_postgres(down_s: float = 0.0) -> None:
-    """Restart the PostgreSQL cluster (``down_s`` > 0: stop, stay down that long, start)."""
-    if down_s <= 0:
-        pg_ctl("restart")
-    else:
-        pg_ctl("stop")
-        time.sleep(down_s)
-        pg_ctl("start")
-    wait_until(postgres_ready, 60, 0.2, "postgres accepting connections")
-
-
-def postgres_ready() -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
 class LiveServer:
     """uvicorn serving ``app`` on loopback from a thread (a real HTTP/1.1 parser in front of the app)."""
 
@@ -388,3 +315,141 @@ def submit_body(api: Any, body: bytes, key: str) -> str:
     r = api.post_study(body, data={"profile": "smoke"}, headers={"Idempotency-Key": key})
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
+
+
+def peak_rss_mb(call: Callable[[], Any]) -> tuple[Any, float]:
+    """(``call()``, how far this process's peak RSS rose above its RSS before the call, in MB).
+
+    The kernel's high-water mark (VmHWM) is reset first (``clear_refs`` 5), so the figure is this call's peak,
+    not the largest the test session ever reached."""
+    def status(field: str) -> float:
+        text = Path("/proc/self/status").read_text()
+        match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+        assert match, field
+        return int(match.group(1)) / 1024.0
+
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status("VmRSS")
+    out = call()
+    return out, status("VmHWM") - before
+
+
+def uid_running_over_patient(raw: bytes) -> bytes:
+    """``raw`` (a :func:`dicom_bytes` file, explicit VR little endian) with the SOPInstanceUID's length stretched
+    over the following elements up to the end of PatientID: a reader quoting the 'UID' quotes the patient."""
+    import struct
+
+    at = raw.find(struct.pack("<HH", 0x0008, 0x0018) + b"UI", 132 + 12)  # past the file meta's 0002,0003
+    end = raw.find(FAKE_PATIENT["PatientID"].encode()) + len(FAKE_PATIENT["PatientID"])
+    assert at > 0 and end > at, "the file holds no SOPInstanceUID before PatientID"
+    length = end - (at + 8)
+    return raw[: at + 6] + struct.pack("<H", length + length % 2) + raw[at + 8 :]
+
+
+# ----------------------------------------------------------------------------- private servers to restart
+class PrivateRedis:
+    """A Redis server of this test module alone (its own port, no persistence): restarting it loses its queued
+    messages like a production restart would, without touching the machine's shared Redis."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        try:
+            out = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True,
+                                 timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return out.stdout.strip() == "PONG"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", tempfile.gettempdir()],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.ping, 20, 0.05, "private redis answering PING")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=15)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), 15, 0.05, "private redis down")
+
+    def restart(self) -> None:
+        """Without persistence: every queued and unacked message is gone."""
+        self.stop()
+        self.start()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test module alone (``initdb`` in a temporary folder, its own port, trust
+    authentication, run as the ``postgres`` OS user when the tests run as root): restarting it under load does
+    not disconnect anyone else's tests from the machine's shared server."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        root = self.root = Path(tempfile.mkdtemp(prefix="echo4d-test-pg-"))  # in /tmp: the OS user can reach it
+        self.data = root / "pgdata"
+        bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                     check=True).stdout.strip())
+        self._bin = bindir
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            self._as_owner = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        self._run(["initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, args: list[str]) -> None:
+        # output to a file, never a pipe: the postmaster inherits it and would keep the pipe open
+        with tempfile.TemporaryFile() as out:
+            done = subprocess.run([*self._as_owner, str(self._bin / args[0]), *args[1:]], stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=120)
+            if done.returncode != 0:
+                out.seek(0)
+                raise RuntimeError(f"{args[0]} failed: {out.read().decode(errors='replace')[-500:]}")
+
+    def ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2) as c:
+                c.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def start(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.data / "server.log"), "-o",
+                   f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        wait_until(self.ready, 60, 0.1, "private postgres accepting connections")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"])
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

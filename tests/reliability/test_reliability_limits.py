@@ -6,6 +6,7 @@ embedded worker thread does), the real reconstruction with a smoke-trained shape
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -35,7 +36,7 @@ def embedded(api_factory: Callable[..., ApiHarness], tmp_data_dir: Path, smoke_p
              one_torch_thread: None) -> Callable[..., ApiHarness]:
     def make(**overrides: Any) -> ApiHarness:
         values: dict[str, Any] = {"prior_checkpoint": smoke_prior, "device": "cpu", "default_profile": "smoke"}
-        return api_factory(embedded_settings(tmp_data_dir, **(values | overrides)))
+        return api_factory(embedded_settings(overrides.pop("data_dir", tmp_data_dir), **(values | overrides)))
 
     return make
 
@@ -144,6 +145,7 @@ def test_store_full_at_submission_is_a_503_and_leaves_nothing_behind(embedded: C
     assert r.json()["code"] == "store_unavailable" and "full" in r.json()["detail"]
     assert "retry-after" in r.headers
     assert _files_on(tiny_fs / "objects") == []  # no partial object, metadata or temporary file
+    assert not any((tiny_fs / "objects" / "inputs").glob("*"))  # nor an empty inputs/{id}/ folder
     assert api.services.jobs.counts_by_status()["queued"] == 0
 
 
@@ -180,3 +182,31 @@ def test_store_full_between_data_and_metadata_leaves_nothing(tiny_fs: Path):
         store.put_stream("inputs/j/x.bin", io.BytesIO(os.urandom(size)), length=size)
     assert _files_on(tiny_fs / "objects") == []
     assert store.stat("inputs/j/x.bin") is None
+
+
+def _fill(mount: Path) -> Path:
+    """Take every free block of ``mount`` (4 KiB pieces until ENOSPC)."""
+    filler = mount / "filler"
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+    return filler
+
+
+def test_database_disk_full_at_submission_is_store_unavailable_and_leaves_nothing(
+        embedded: Callable[..., ApiHarness], tiny_fs: Path, tmp_path: Path):
+    """The inputs fit (their store is elsewhere) but the SQLite disk is full. Before: 503 database_unavailable,
+    the inputs stayed as orphans (with empty ``inputs/{id}/`` folders) and /readyz said 200."""
+    store = tmp_path / "objects"
+    api = embedded(data_dir=tiny_fs, store_dir=store, min_free_disk_mb=1)
+    assert api.client.get("/readyz").status_code == 200
+    filler = _fill(tiny_fs)
+    r = api.post_study(study_zip_bytes(views=("A4C",), n_frames=4))
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "store_unavailable" and "full" in r.json()["detail"]
+    assert _files_on(store) == [] and not any((store / "inputs").glob("*")), list(store.rglob("*"))
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["disk"] == "store_unavailable", ready.text
+    filler.unlink()
+    assert api.client.get("/readyz").status_code == 200
+    assert api.post_study(study_zip_bytes(views=("A4C",), n_frames=4)).status_code == 202

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from dicom_kit import cardiac_masks, dicom_bytes, read_dicom
-from reliability_kit import FAKE_PATIENT, find_needles, phi_needles
+from reliability_kit import FAKE_PATIENT, find_needles, phi_needles, uid_running_over_patient
 from service_testkit import ApiHarness, embedded_settings, worker_context
 
 from worker.runner import Outcome, run_job
@@ -130,5 +130,28 @@ def test_stow_rs_keeps_patient_values_out_of_keys_logs_and_metrics(phi_api: ApiH
     out, err = capfd.readouterr()
     seen["stderr log lines"] = out + err
     seen["log records"] = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
+    leaks = {where: found for where, blob in seen.items() if (found := find_needles(blob, NEEDLES))}
+    assert leaks == {}
+
+
+def test_a_uid_running_over_the_patient_is_never_quoted(phi_api: ApiHarness, capfd: pytest.CaptureFixture[str],
+                                                          caplog: pytest.LogCaptureFixture):
+    """Issue #15 row 3: the SOPInstanceUID's length covers PatientName and PatientID. Before: pydicom's warning
+    quoted the 'UID' (the patient's name and ID) in a log line and as a raw UserWarning on stderr, and the STOW-RS
+    response echoed it. Through STOW-RS (API parse) and /v1/studies + the worker (worker parse)."""
+    caplog.set_level(logging.DEBUG)
+    crafted = uid_running_over_patient(dicom_bytes(cardiac_masks(4), patient=FAKE_PATIENT))
+    body, ctype = _related([crafted])
+    stow = phi_api.client.post("/v1/dicomweb/studies", content=body,
+                               headers={**phi_api.auth(), "Content-Type": ctype})
+    assert stow.status_code == 409, stow.text  # the instance is refused (0xC000), not stored
+    r = phi_api.client.post("/v1/studies", headers=phi_api.auth(), data={"profile": "smoke"},
+                            files=[("files", ("a.dcm", crafted, "application/dicom"))])
+    assert r.status_code == 202, r.text
+    run_job(worker_context(phi_api.services), r.json()["id"])
+    out, err = capfd.readouterr()
+    seen = {"STOW-RS response": stow.text, "stderr": out + err,
+            "log records": "\n".join(f"{rec.getMessage()} {rec.args}" for rec in caplog.records)}
+    assert "withheld" in seen["stderr"]  # pydicom did warn: the line is there, without its text
     leaks = {where: found for where, blob in seen.items() if (found := find_needles(blob, NEEDLES))}
     assert leaks == {}

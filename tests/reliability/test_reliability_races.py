@@ -37,13 +37,13 @@ def _post(api: ApiHarness, body: bytes, profile: str = "smoke") -> str:
     return str(r.json()["id"])
 
 
-def _delete(api: ApiHarness, job_id: str) -> Any:
-    return api.client.delete(f"/v1/jobs/{job_id}", headers=api.auth())
+def _cancel(api: ApiHarness, job_id: str) -> Any:
+    return api.client.post(f"/v1/jobs/{job_id}/cancel", headers=api.auth())
 
 
 def test_cancel_while_queued_never_runs(pg_api: ApiHarness):
     job_id = _post(pg_api, study_zip_bytes(seed=21))
-    r = _delete(pg_api, job_id)
+    r = _cancel(pg_api, job_id)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert run_job(worker_context(pg_api.services), job_id) is Outcome.SKIPPED  # its message arrives later
     job = job_row(pg_api.services, job_id)
@@ -59,7 +59,7 @@ def test_cancel_while_running_stops_at_the_next_boundary(pg_api: ApiHarness):
     runner.start()
     wait_until(lambda: job_row(pg_api.services, job_id).stage == "reconstruct", 60, 0.05, "reconstruct stage")
     time.sleep(0.5)
-    r = _delete(pg_api, job_id)
+    r = _cancel(pg_api, job_id)
     cancelled_at = time.monotonic()
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
     runner.join(timeout=120)
@@ -80,12 +80,12 @@ def test_cancel_after_the_end_is_409_or_a_no_op(pg_api: ApiHarness):
     ctx = worker_context(pg_api.services)
     assert run_job(ctx, ok) is Outcome.SUCCEEDED
     assert run_job(ctx, bad) is Outcome.FAILED
-    assert _delete(pg_api, gone).status_code == 200
+    assert _cancel(pg_api, gone).status_code == 200
     before = {j: pg_api.client.get(f"/v1/jobs/{j}", headers=pg_api.auth()).json() for j in (ok, bad, gone)}
     for j in (ok, bad):
-        r = _delete(pg_api, j)
+        r = _cancel(pg_api, j)
         assert r.status_code == 409 and r.json()["code"] == "conflict"
-    again = _delete(pg_api, gone)
+    again = _cancel(pg_api, gone)
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
     after = {j: pg_api.client.get(f"/v1/jobs/{j}", headers=pg_api.auth()).json() for j in (ok, bad, gone)}
     for j in (ok, bad, gone):
@@ -107,7 +107,7 @@ def test_cancel_racing_the_claim_always_ends_consistently(pg_api: ApiHarness):
         def cancel() -> None:
             gate.wait()
             time.sleep(delay_s)
-            answers[job_id] = _delete(pg_api, job_id).status_code
+            answers[job_id] = _cancel(pg_api, job_id).status_code
 
         def work() -> None:
             gate.wait()
@@ -179,7 +179,7 @@ def test_redelivery_waits_for_a_live_claim_then_takes_over_a_dead_one(pg_api: Ap
     # a cancel requested on a dead holder is the reconciler's to finish, not a redelivery's
     other = _post(pg_api, broken_study_zip_bytes())
     assert jobs.claim(other, "host:1", now, now - timedelta(seconds=5)) is not None
-    assert _delete(pg_api, other).status_code == 202
+    assert _cancel(pg_api, other).status_code == 202
     assert run_job(ctx, other) is Outcome.SKIPPED
 
 

@@ -55,7 +55,8 @@ def test_same_idempotency_key_in_two_tenants_gives_two_jobs(api: ApiHarness, mak
 def test_other_tenant_gets_404_on_read_list_cancel_and_download(api: ApiHarness, make_study_zip: Callable[..., bytes]):
     job = api.post_study(make_study_zip()).json()
     other = api.auth(api.new_key("t2"))
-    for method, path in (("GET", f"/v1/jobs/{job['id']}"), ("DELETE", f"/v1/jobs/{job['id']}"),
+    for method, path in (("GET", f"/v1/jobs/{job['id']}"), ("POST", f"/v1/jobs/{job['id']}/cancel"),
+                         ("DELETE", f"/v1/jobs/{job['id']}"),
                          ("GET", f"/v1/jobs/{job['id']}/artifacts/mesh.glb")):
         r = api.client.request(method, path, headers=other)
         assert r.status_code == 404, (method, path)
@@ -87,7 +88,7 @@ def test_x_api_key_header_works_and_revoked_key_is_401(api: ApiHarness):
 def test_list_filters_and_cursor_pagination(api: ApiHarness, make_study_zip: Callable[..., bytes]):
     ids = [api.post_study(make_study_zip(seed=i)).json()["id"] for i in range(5)]
     cancelled = ids[1]
-    assert api.client.delete(f"/v1/jobs/{cancelled}", headers=api.auth()).status_code == 200
+    assert api.client.post(f"/v1/jobs/{cancelled}/cancel", headers=api.auth()).status_code == 200
     seen: list[str] = []
     cursor = None
     while True:
@@ -108,10 +109,10 @@ def test_list_filters_and_cursor_pagination(api: ApiHarness, make_study_zip: Cal
 
 def test_cancel_queued_job_then_repeat_and_it_never_runs(api: ApiHarness, make_study_zip: Callable[..., bytes]):
     job = api.post_study(make_study_zip()).json()
-    r = api.client.delete(f"/v1/jobs/{job['id']}", headers=api.auth())
+    r = api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=api.auth())
     assert r.status_code == 200
     assert r.json()["status"] == "cancelled" and r.json()["error"]["code"] == "cancelled"
-    assert api.client.delete(f"/v1/jobs/{job['id']}", headers=api.auth()).status_code == 200  # idempotent
+    assert api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=api.auth()).status_code == 200  # idempotent
     from datetime import timedelta
 
     from service.db.models import utcnow
@@ -240,3 +241,24 @@ def test_rate_limit_is_429_with_retry_after(api_factory: Callable[..., ApiHarnes
     assert r.json()["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
     other = limited.new_key("t2")  # limits are per key
     assert limited.client.get("/v1/jobs", headers=limited.auth(other)).status_code == 200
+
+
+def test_metrics_have_process_collectors_route_labels_for_docs_and_no_created_series(api: ApiHarness):
+    """Issue #15: process/platform collectors registered; /docs counted under its route; no `_created` series."""
+    assert api.client.get("/docs").status_code == 200
+    text = api.client.get("/metrics").text
+    assert "process_resident_memory_bytes" in text and "python_info" in text
+    assert 'route="/docs"' in text and 'route="unmatched"' not in text
+    assert "_created" not in text
+
+
+def test_metrics_can_move_off_the_api_port(api_factory, tmp_data_dir: Path):
+    """Issue #15: with ECHO4D_METRICS_PORT, /metrics is not served next to the API (compose and k8s set it)."""
+    import httpx
+    from service_testkit import free_port
+
+    port = free_port()
+    h = api_factory(embedded_settings(tmp_data_dir, metrics_port=port))
+    assert h.client.get("/metrics").status_code == 404
+    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert r.status_code == 200 and "echo4d_http_requests_total" in r.text

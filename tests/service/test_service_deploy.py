@@ -158,3 +158,37 @@ def test_kubernetes_manifests_are_consistent():
     service = by_kind["Service"]["echo4d-api"]
     assert service["spec"]["selector"].items() <= deployments["echo4d-api"]["spec"]["template"]["metadata"][
         "labels"].items()
+
+
+def test_compose_requires_real_secrets_and_pins_every_image():
+    """Issue #15: no ``change-me`` fallbacks (``${VAR:?}`` makes compose refuse to start), no ``:latest``."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me-in-production" not in text
+    for var in ("ECHO4D_API_KEY_PEPPER", "ECHO4D_WEBHOOK_SECRET"):
+        assert re.search(rf"\$\{{{var}:\?[^}}]+\}}", text), var
+    images = [svc.get("image", "") for svc in _compose()["services"].values()]
+    assert images and all(":" in i and not i.endswith(":latest") for i in images), images
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert all(str(i["newTag"]) != "latest" for i in kust["images"])
+    for dockerfile in ("Dockerfile.api", "Dockerfile.worker"):
+        assert "pip install -c constraints.txt" in (ROOT / dockerfile).read_text(), dockerfile
+    assert "fastapi==" in (ROOT / "deploy" / "constraints.txt").read_text()
+
+
+def test_compose_publishes_on_localhost_and_checks_every_long_running_service():
+    services = _compose()["services"]
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert port.startswith("${ECHO4D_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+    for name in ("api", "worker", "worker-cpu", "postgres", "redis", "minio", "prometheus", "grafana"):
+        assert services[name].get("healthcheck", {}).get("test"), name
+    assert any(v.endswith(":/prometheus") for v in services["prometheus"]["volumes"])
+    assert "prometheus-data" in _compose()["volumes"]
+
+
+def test_grafana_dashboard_picks_its_datasource_and_leaves_metrics_out_of_latency():
+    dash = json.loads((ROOT / "deploy/grafana/dashboards/echo4d.json").read_text())
+    assert [v["name"] for v in dash["templating"]["list"] if v["type"] == "datasource"] == ["datasource"]
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
+    latency = [t["expr"] for p in dash["panels"] if "latency" in p["title"].lower() for t in p["targets"]]
+    assert latency and all('route!="/metrics"' in e for e in latency)

@@ -86,7 +86,8 @@ def test_first_start_prints_a_key_and_the_worker_runs_jobs(served: tuple[Served,
     assert s.key and s.key.startswith("e4d_")
     assert "http://127.0.0.1:" in s.lines[-1]
     headers = {"Authorization": f"Bearer {s.key}"}
-    assert httpx.get(s.url + "/readyz").json()["checks"] == {"database": "ok", "broker": "ok", "store": "ok"}
+    checks = httpx.get(s.url + "/readyz").json()["checks"]
+    assert checks == {"database": "ok", "broker": "ok", "store": "ok", "disk": "ok"}
     r = httpx.post(s.url + "/v1/studies", headers=headers,
                    files={"file": ("s.zip", broken_study_zip_bytes(), "application/zip")})
     assert r.status_code == 202

@@ -107,3 +107,26 @@ def test_openapi_documents_the_api_with_examples(api: ApiHarness):
     assert "examples" in doc["components"]["schemas"]["JobOut"]
     assert "examples" in doc["components"]["schemas"]["Problem"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
+
+
+def test_openapi_profile_is_an_enum_stow_has_a_body_and_no_unused_schemas(tmp_path):
+    """Issue #15: `profile` was a free string, STOW-RS had no request body, HTTPValidationError was unused."""
+    from typing import get_args
+
+    from service_testkit import embedded_settings
+
+    from service.app import create_app
+    from service.config import PROFILES
+    from service.schemas import ProfileName
+
+    assert get_args(ProfileName) == PROFILES
+    doc = create_app(embedded_settings(tmp_path)).openapi()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert "HTTPValidationError" not in str(doc)
+    stow = doc["paths"]["/v1/dicomweb/studies"]["post"]
+    assert "multipart/related" in next(iter(stow["requestBody"]["content"]))
+    profile_q = next(p for p in stow["parameters"] if p["name"] == "profile")
+    assert all(p in str(profile_q["schema"]) for p in PROFILES) and "enum" in str(profile_q["schema"])
+    form_ref = doc["paths"]["/v1/studies"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    form = doc["components"]["schemas"][form_ref.rsplit("/", 1)[1]]
+    assert "enum" in str(form["properties"]["profile"])

@@ -119,3 +119,17 @@ def test_truncated_body_is_a_problem(api: ApiHarness):
 def test_stow_needs_auth(api: ApiHarness):
     r = api.client.post("/v1/dicomweb/studies", content=b"", headers={"Content-Type": CTYPE})
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("base", [None, "https://pacs-gw.example.org/echo4d"])
+def test_retrieve_url_is_absolute(api_factory, tmp_data_dir, base: str | None):
+    """Issue #15: RetrieveURL was relative (/v1/jobs/...); it is absolute, from the request or the setting."""
+    from service_testkit import embedded_settings
+
+    h = api_factory(embedded_settings(tmp_data_dir, public_base_url=base))
+    body = related_body([("application/dicom", dicom_bytes(_uid(), _uid()))])
+    r = h.client.post("/v1/dicomweb/studies", content=body, headers={**h.auth(), "Content-Type": CTYPE})
+    url = r.json()["00081190"]["Value"][0]
+    assert url.startswith(base or "http://testserver/") and url.endswith(f"/v1/jobs/{url.rsplit('/', 1)[1]}")
+    assert r.json()["00081199"]["Value"][0]["00081190"]["Value"][0] == url
+    assert h.client.get(url.replace(base or "http://testserver", ""), headers=h.auth()).status_code == 200

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_testkit import embedded_settings
@@ -110,3 +111,62 @@ def test_private_or_odd_callback_urls_are_refused(api_factory, tmp_data_dir: Pat
     api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET))
     r = api.post_study(make_study_zip(), data={"callback_url": url})
     assert r.status_code == 422 and r.json()["field"] == "callback_url"
+
+
+@pytest.mark.parametrize("url", ["http://2130706433:8080/x", "http://0177.0.0.1:8080/x", "http://127.1:8080/x",
+                                 "http://0x7f000001:8080/x", "http://0x7f.1/x", "http://017700000001/x",
+                                 "http://10.1/x", "http://[::ffff:127.0.0.1]/x"])
+def test_numeric_spellings_of_private_hosts_are_refused_at_submission(api_factory, tmp_data_dir: Path, url: str,
+                                                                      make_study_zip):
+    """Before: accepted with 202 (``ipaddress`` reads none of these; resolvers read them all as 127.0.0.1)."""
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET))
+    r = api.post_study(make_study_zip(), data={"callback_url": url})
+    assert r.status_code == 422 and r.json()["field"] == "callback_url", r.text
+
+
+def test_numeric_hosts_are_stored_in_canonical_form(api_factory, tmp_data_dir: Path, make_study_zip):
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_allow_private=True))
+    job_id = api.post_study(make_study_zip(), data={"callback_url": "http://0x7f000001:8080/x?a=1"}).json()["id"]
+    assert api.services.jobs.get(job_id).callback_url == "http://127.0.0.1:8080/x?a=1"  # type: ignore[union-attr]
+
+
+def test_delivery_connects_to_the_address_it_checked(api_factory, tmp_data_dir: Path, receiver: Receiver,
+                                                     make_study_zip, monkeypatch: pytest.MonkeyPatch):
+    """DNS rebinding: the callback name first resolves to a public address (the check passes), then to
+    127.0.0.1 (where the receiver listens). Before: the HTTP client resolved again and posted to 127.0.0.1.
+    Now the name is resolved once and the request goes to the checked address (unreachable here)."""
+    import socket
+
+    from service.webhooks import WebhookSender
+
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_timeout_s=1.0))
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    job_id = api.post_study(make_study_zip(), data={"callback_url": f"http://rebind.test:{port}/hook"}).json()["id"]
+    _finish(api, job_id)
+    real = socket.getaddrinfo
+    answers = iter(["192.0.2.10", "127.0.0.1", "127.0.0.1"])  # 192.0.2.0/24 is TEST-NET-1: never answers
+    lookups: list[str] = []
+
+    def rebinding_dns(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return real(host, *args, **kwargs)
+        lookups.append(host)
+        return real(next(answers), *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    monkeypatch.setattr("service.webhooks.is_private_host", lambda h: h == "127.0.0.1")  # TEST-NET counts as public
+    sender = WebhookSender(api.services.settings, api.services.jobs, api.services.metrics)
+    assert sender.deliver_for(job_id) is None
+    assert receiver.received == [] and lookups == ["rebind.test"]
+
+
+def test_pinned_delivery_keeps_the_host_header(api_factory, tmp_data_dir: Path, receiver: Receiver, make_study_zip):
+    from service.webhooks import WebhookSender
+
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_allow_private=True))
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    job_id = api.post_study(make_study_zip(), data={"callback_url": url}).json()["id"]
+    _finish(api, job_id)
+    WebhookSender(api.services.settings, api.services.jobs, api.services.metrics).deliver_for(job_id)
+    assert len(receiver.received) == 1
+    assert receiver.received[0][0]["Host"] == url.split("/")[2]

@@ -138,7 +138,7 @@ def test_study_to_mesh_end_to_end(stack: ApiHarness, make_study_zip):
     # the artifacts exist exactly once
     keys = stack.services.store.list_keys(f"outputs/{job_id}/")
     assert len(keys) == len(set(keys)) == len(job["artifacts"])
-    assert stack.client.delete(f"/v1/jobs/{job_id}", headers=stack.auth()).status_code == 409
+    assert stack.client.post(f"/v1/jobs/{job_id}/cancel", headers=stack.auth()).status_code == 409
 
 
 @pytest.mark.slow
@@ -148,7 +148,7 @@ def test_cancel_while_running_stops_the_job(stack: ApiHarness, make_study_zip):
         pytest.skip(reason)
     job_id = stack.post_study(make_study_zip(seed=7), data={"profile": "smoke"}).json()["id"]
     wait_for(stack, job_id, until=lambda j: j["status"] == "running" and j["stage"] == "reconstruct", timeout=120)
-    assert stack.client.delete(f"/v1/jobs/{job_id}", headers=stack.auth()).status_code == 202
+    assert stack.client.post(f"/v1/jobs/{job_id}/cancel", headers=stack.auth()).status_code == 202
     job = wait_for(stack, job_id, timeout=120)
     assert job["status"] == "cancelled" and job["artifacts"] == {}
     assert stack.services.store.list_keys(f"outputs/{job_id}/") == []

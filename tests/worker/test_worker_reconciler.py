@@ -78,7 +78,7 @@ def test_cancel_requested_on_a_dead_worker_ends_cancelled(broker_api: ApiHarness
     jobs = broker_api.services.jobs
     t0 = utcnow() - timedelta(minutes=5)
     assert jobs.claim(job_id, "dead", t0, t0 - timedelta(seconds=60)) is not None
-    assert broker_api.client.delete(f"/v1/jobs/{job_id}", headers=broker_api.auth()).status_code == 202
+    assert broker_api.client.post(f"/v1/jobs/{job_id}/cancel", headers=broker_api.auth()).status_code == 202
     _reconciler(broker_api).run_once()
     assert jobs.get(job_id).status == "cancelled"  # type: ignore[union-attr]
 

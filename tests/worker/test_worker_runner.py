@@ -73,7 +73,7 @@ def test_checkpoint_stops_a_running_job_when_cancelled(api: ApiHarness, make_stu
     control = JobControl(jobs, claim, api.services.metrics, heartbeat_interval_s=0.05, soft_time_limit_s=60)
     with control:
         control.checkpoint()  # nothing to stop yet
-        assert api.client.delete(f"/v1/jobs/{job_id}", headers=api.auth()).status_code == 202
+        assert api.client.post(f"/v1/jobs/{job_id}/cancel", headers=api.auth()).status_code == 202
         with pytest.raises(JobCancelled):
             control.checkpoint()
         assert control.should_stop()

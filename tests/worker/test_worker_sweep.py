@@ -91,7 +91,7 @@ def _jobs_in_every_state(api: ApiHarness, make_study_zip: Callable[..., bytes]) 
     artifacts = {name: {"key": _put(store, output_key(ids["succeeded"], name), b"{}")}
                  for name in ("mesh.glb", "report.json")}
     assert jobs.finish(done, JobStatus.SUCCEEDED, artifacts=artifacts)
-    assert api.client.delete(f"/v1/jobs/{ids['cancelled']}", headers=api.auth()).status_code == 200
+    assert api.client.post(f"/v1/jobs/{ids['cancelled']}/cancel", headers=api.auth()).status_code == 200
     _put(store, output_key(ids["cancelled"], "mesh.glb"))  # uploaded by a worker whose claim was taken over
     ids["no_row"] = str(uuid.uuid4())  # a submission that died before its INSERT; outputs nobody owns
     _put(store, input_key(ids["no_row"], "study.zip"))

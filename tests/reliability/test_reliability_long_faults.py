@@ -1,6 +1,4 @@
-"""The long fault tests: not collected by ``make test`` (the file name does not start with ``test_``); run by hand:
-
-    .venv/bin/pytest tests/reliability/long_faults.py -q
+"""The long fault tests (part of ``make test`` since issue #15; about a minute):
 
 - Redis restarted without persistence while jobs are queued and one runs: the reconciler re-enqueues what the
   broker lost; every job ends once.
@@ -10,13 +8,15 @@
 - The API process killed (SIGKILL) while uploads are in flight, started again on the same port: clients that
   retry with the same Idempotency-Key get exactly one job each.
 
-Redis and PostgreSQL are the machine's shared servers (these tests restart them): the fixtures always bring
-them back, and wait until they answer.
+The Redis and PostgreSQL restarted here are this module's own (a ``redis-server`` on a free port, a cluster
+made with ``initdb`` in a temporary folder): restarting the machine's shared servers would cut off every other
+test run using them at the same time (other checkouts, CI jobs on the same host).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ import pytest
 from reliability_kit import (
     ROOT,
     LiveServer,
+    PrivatePostgres,
+    PrivateRedis,
     assert_jobs_consistent,
     good_study,
     idempotency_duplicates,
@@ -45,6 +47,52 @@ from reliability_kit import (
 from service_testkit import broken_study_zip_bytes, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server/redis-cli are not installed: no private Redis to restart")
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    if shutil.which("pg_config") is None:
+        pytest.skip("PostgreSQL's server programs (pg_config, initdb, pg_ctl) are not installed")
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def redis_url(private_redis: PrivateRedis) -> str:
+    """This module's stack uses its private Redis (overrides the shared one of conftest.py)."""
+    return private_redis.url
+
+
+@pytest.fixture(scope="module")
+def pg_url(private_postgres: PrivatePostgres) -> str:
+    """This module's stack uses its private PostgreSQL (overrides the shared one of conftest.py)."""
+    return private_postgres.url
+
+
+@pytest.fixture()
+def redis_restarter(private_redis: PrivateRedis) -> Iterator[Callable[[], None]]:
+    yield private_redis.restart
+    if not private_redis.ping():
+        private_redis.start()
+
+
+@pytest.fixture()
+def postgres_restarter(private_postgres: PrivatePostgres) -> Iterator[Callable[..., None]]:
+    yield private_postgres.restart
+    if not private_postgres.ready():
+        private_postgres.start()
 
 
 def _metric(services: Any, name: str, **labels: str) -> float:
@@ -114,7 +162,7 @@ def test_postgres_restart_under_load(stack_env, stack_worker, postgres_restarter
     settings = settings_from_env(stack_env)
     services = build_services(settings)
     try:
-        _, key = create_key(services.tenants, "pg-load", settings.api_key_pepper.get_secret_value())
+        _, key = create_key(services.tenants, "pg-load", services.pepper)
         _postgres_restart_under_load(services, create_app(settings, services=services), key, stack_env,
                                      stack_worker, postgres_restarter)
     finally:
