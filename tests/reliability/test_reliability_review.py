@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dicom_kit import dicom_bytes
 from hostile_kit import raw_entries_zip, raw_member_zip
-from reliability_kit import LiveServer, dicom_bytes, peak_rss_mb
+from reliability_kit import LiveServer, peak_rss_mb
 from service_testkit import ApiHarness, embedded_settings, study_zip_bytes
 
 DATA = Path(__file__).parent / "data"
