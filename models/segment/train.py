@@ -41,6 +41,7 @@ class TrainConfig:
     eval_every: int = 250
     seed: int = 0
     workers: int = 1
+    init: str | None = None  # start from this echo4d segmenter checkpoint (fine-tuning); None = random
     network: SegmenterConfig = field(default_factory=lambda: SegmenterConfig(size=128, base_channels=8, depth=4))
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -58,6 +59,16 @@ PROFILES: Final[dict[str, TrainConfig]] = {
         data=DataConfig(size=64, n_train=48, n_val=16, samples_per_subject=8, shapes=((96, 96), (96, 128))),
     ),
     "default": TrainConfig(),
+    # A site's labelled frames (``echo4d train-segmenter --data DIR``): a short, gentle fine-tune of
+    # ``init`` (the shipped checkpoint unless named); the network and data sizes follow ``init``.
+    "finetune": TrainConfig(profile="finetune", steps=300, lr=3e-4, eval_every=100,
+                            data=DataConfig(n_train=0, n_val=0, source="site")),
+    # The shipped checkpoint since 2026-12-06: the classic default (``--init`` it) fine-tuned on the
+    # physics simulator (models.cohort.echo_physics).
+    "physics": TrainConfig(
+        profile="physics", steps=2400, lr=1e-3,
+        data=DataConfig(n_train=4000, n_val=240, simulator="physics", classic_fraction=0.2),
+    ),
 }
 
 
@@ -128,17 +139,41 @@ def evaluate(model: UNet, images: NDArray[np.uint8], masks: NDArray[np.uint8], d
             "val_dice_p05": float(np.percentile(d, 5)), "val_area_rel_err_median": float(np.median(area_err))}
 
 
+def initial_model(cfg: TrainConfig) -> UNet:
+    """A fresh U-Net of ``cfg.network``, or the checkpoint ``cfg.init`` (verified; same architecture)."""
+    if cfg.init is None:
+        return UNet(cfg.network)
+    from models.segment.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(cfg.init)
+    if model.config != cfg.network:
+        raise ValueError(f"{cfg.init}: architecture {model.config} differs from the run's {cfg.network}")
+    return model.train()
+
+
 def train_segmenter(cfg: TrainConfig, device: torch.device | str = "cpu",
-                    progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Generate the data, train, evaluate; returns the model (eval mode), metrics and curves."""
+                    progress: Callable[[int, dict[str, float]], None] | None = None,
+                    data: tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]] | None
+                    = None) -> TrainResult:
+    """Generate the data (or take ``data`` = train images, masks, val images, masks, each (N, S, S)
+    uint8, e.g. a site's labelled frames), train, evaluate; returns the model (eval mode), metrics
+    and curves. Without validation frames the training frames are evaluated (and said so)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    train_x, train_y = make_pairs(cfg.data, "train", cfg.workers)
-    val_x, val_y = make_pairs(cfg.data, "val", cfg.workers)
+    if data is None:
+        train_x, train_y = make_pairs(cfg.data, "train", cfg.workers)
+        val_x, val_y = make_pairs(cfg.data, "val", cfg.workers)
+    else:
+        train_x, train_y, val_x, val_y = data
+    if len(train_x) == 0:
+        raise ValueError("no training frames")
+    val_is_train = len(val_x) == 0
+    if val_is_train:
+        val_x, val_y = train_x, train_y
     data_s = time.perf_counter() - t0
     logger.info("segmenter data: %d train / %d val pairs in %.1f s", len(train_x), len(val_x), data_s)
-    model = UNet(cfg.network).to(device)
+    model = initial_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     xs, ys = _to_tensor(train_x, cfg.network.normalise), torch.from_numpy(train_y.astype(np.float32))[:, None]
@@ -165,6 +200,7 @@ def train_segmenter(cfg: TrainConfig, device: torch.device | str = "cpu",
     metrics = evaluate(model, val_x, val_y, device)
     metrics.update({"data_seconds": round(data_s, 1), "train_seconds": round(train_s, 1),
                     "seconds_per_step": round(train_s / cfg.steps, 4), "n_train": float(len(train_x)),
-                    "n_val": float(len(val_x)), "final_loss": float(np.mean(curves["loss"][-20:]))})
+                    "n_val": 0.0 if val_is_train else float(len(val_x)),
+                    "final_loss": float(np.mean(curves["loss"][-20:]))})
     model.eval()
     return TrainResult(model, metrics, curves)
