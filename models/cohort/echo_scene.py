@@ -167,11 +167,11 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     d_heart = ndimage.distance_transform_edt(~heart, sampling=spacing_mm)
     peri = np.exp(-(((d_heart - rng.uniform(1.0, 3.0)) / rng.uniform(0.8, 2.0)) ** 2)) * (d_heart > 0)
 
-    texture = np.exp(0.35 * _smooth_field(rng, shape, 1.5 / spacing_mm[0]))  # fibre-scale texture
-    myo_level = rng.uniform(0.3, 0.9)
+    texture = np.exp(rng.uniform(0.3, 0.6) * _smooth_field(rng, shape, 1.5 / spacing_mm[0]))  # fibre-scale
+    myo_level = rng.uniform(0.1, 0.45)
     echo = np.where(myo, myo_level * texture, tissue)
-    echo = np.where(other_wall, rng.uniform(0.2, 0.8) * texture, echo)
-    echo = echo + rng.uniform(0.2, 1.2) * peri
+    echo = np.where(other_wall, rng.uniform(0.1, 0.5) * texture, echo)
+    echo = echo + rng.uniform(0.4, 2.0) * peri
     # Endocardial border: a thin brighter rim (specular) of random strength.
     echo = echo + rng.uniform(0.0, 0.6) * np.exp(-(((d_lv - 0.8) / 0.8) ** 2)) * (d_lv > 0) * (s <= f.s_base)
 

@@ -74,3 +74,33 @@ def image_stats(frame: NDArray[np.uint8], cavity: NDArray[np.bool_], spacing_mm:
         "speckle_axial_mm": ax, "speckle_lateral_mm": lat,
         "half_angle_deg": half, "depth_mm": depth,
     }
+
+
+def synthetic_frames(n: int, seed: int, simulator: str = "physics", shape: tuple[int, int] = (240, 320)
+                     ) -> list[tuple[NDArray[np.uint8], NDArray[np.bool_], tuple[float, float]]]:
+    """``n`` synthetic (frame, LV cavity, spacing) at native resolution (an A4C, A2C, A3C rotation of
+    training-range subjects from seed ``seed``), from the ``physics`` or ``classic`` simulator."""
+    from models.cohort.bmode import synthesize_bmode
+    from models.cohort.echo_physics import render_bmode, sample_acquisition
+    from models.cohort.echo_scene import echogenicity_map
+    from models.cohort.simulator import sample_perturbation, simulate_view
+    from models.cohort.subject import generate_subject
+
+    rng = np.random.default_rng(seed)
+    out: list[tuple[NDArray[np.uint8], NDArray[np.bool_], tuple[float, float]]] = []
+    k = 0
+    while len(out) < n:
+        subject = generate_subject(seed + k)
+        view = ("A4C", "A2C", "A3C")[k % 3]
+        k += 1
+        sp = float(rng.uniform(140.0, 220.0)) / shape[0]
+        pert = sample_perturbation(rng, 1.0, subject.shape.length_mm)
+        mask, _ = simulate_view(subject.cycle(8).mesh(int(rng.integers(8))), view, pert, shape, (sp, sp))
+        if mask.sum() < 40:
+            continue
+        if simulator == "physics":
+            image = render_bmode(echogenicity_map(mask, (sp, sp), rng, view), (sp, sp), sample_acquisition(rng), rng)
+        else:
+            image = synthesize_bmode(mask, rng, (sp, sp))
+        out.append((image, mask.astype(bool), (sp, sp)))
+    return out

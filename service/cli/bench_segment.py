@@ -81,3 +81,97 @@ def bench_segment(
                            f"{p['length_mm_min_median_max']} | {p['empty_frames']} |")
         if json_out is not None:
             json_out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+# Rough LV cavity regions of the two real cines (hand-placed ellipses: centre row, col, semi-axes in
+# pixels, frame 0), used only to split their intensity histograms into inside / outside.
+REAL_CAVITIES = {"a4c_sequence": (190, 315, 85, 32), "pydicom_ybr_color": (95, 172, 28, 20)}
+
+
+@bench_app.command("bmode-realism")
+def bench_bmode_realism(
+    n: int = typer.Option(24, "--n", help="Synthetic frames per simulator."),
+    real_echo: Path = typer.Option(Path("../shared/data/real-echo"), "--real-echo"),
+    figure: Path | None = typer.Option(None, "--figure", help="Write the side-by-side PNG here."),
+    seed: int = typer.Option(700_000, "--seed", help="First (training-range) subject seed."),
+) -> None:
+    """Real vs synthetic B-mode statistics: intensities inside/around the cavity, speckle size, fan geometry."""
+    with user_errors():
+        import numpy as np
+        from pydicom import examples
+
+        from models.cohort.echo_stats import image_stats, synthetic_frames
+        from models.ingest.loader import blank_outside, decode_inputs
+
+        rows: dict[str, dict[str, Any]] = {}
+        shown: dict[str, Any] = {}
+        hist: dict[str, Any] = {}
+        for name, clip, manifest in [("a4c_sequence", real_echo / "a4c_sequence.nii.gz", {"view": "A4C", "fps": 25.0}),
+                                     ("pydicom_ybr_color", Path(examples.get_path("ybr_color")), {"view": "A4C"})]:
+            if not clip.is_file():
+                typer.echo(f"skipped {name}: {clip} not found")
+                continue
+            decoded, _ = decode_inputs([clip], manifest, kind="images")
+            frame = blank_outside(decoded[0].frames, decoded[0].region)[0]
+            spacing = decoded[0].source.pixel_spacing_mm
+            assert spacing is not None
+            r0, c0, a, b = REAL_CAVITIES[name]
+            rr, cc = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]]
+            cavity = ((rr - r0) / a) ** 2 + ((cc - c0) / b) ** 2 <= 1.0
+            rows[f"real: {name}"] = image_stats(frame, cavity, spacing)
+            shown[f"real: {name}"] = frame
+            hist[f"real: {name}"] = (frame, cavity)
+        for sim in ("physics", "classic"):
+            frames = synthetic_frames(n, seed, sim)
+            stats = [image_stats(f, m, sp) for f, m, sp in frames]
+            rows[f"synthetic {sim} (median of {n})"] = {k: float(np.nanmedian([s[k] for s in stats])) for k in stats[0]}
+            rows[f"synthetic {sim} (10th-90th pct)"] = {
+                k: tuple(float(np.nanpercentile([s[k] for s in stats], q)) for q in (10, 90)) for k in stats[0]}
+            for k, (f, _m, _) in enumerate(frames[: 4 if sim == "physics" else 1]):
+                shown[f"{sim} #{k}"] = f
+            hist[f"synthetic {sim}"] = (np.concatenate([f.ravel() for f, _, _ in frames]),
+                                        np.concatenate([m.ravel() for _, m, _ in frames]))
+        keys = list(next(iter(rows.values())))
+        typer.echo("| image | " + " | ".join(keys) + " |")
+        typer.echo("|---|" + "---|" * len(keys))
+        for name, s in rows.items():
+            cells = [f"{v[0]:.2f}–{v[1]:.2f}" if isinstance(v, tuple) else f"{v:.2f}" for v in s.values()]
+            typer.echo(f"| {name} | " + " | ".join(cells) + " |")
+        if figure is not None:
+            figure.parent.mkdir(parents=True, exist_ok=True)
+            figure.write_bytes(_realism_figure(shown, hist))
+            typer.echo(f"wrote {figure}")
+
+
+def _realism_figure(shown: dict[str, Any], hist: dict[str, Any]) -> bytes:
+    import io
+
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5.4), dpi=72)
+    axes: Any = fig.subplots(2, 4)
+    for ax, (name, frame) in zip(axes.ravel()[:7], shown.items(), strict=False):
+        nz = frame[frame > 0]
+        top = float(np.percentile(nz, 99)) if nz.size else 255.0
+        ax.imshow(np.clip(frame / max(top, 1.0), 0, 1), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    ax = axes.ravel()[7]
+    for name, (values, inside) in hist.items():
+        v = values.ravel().astype(np.float64)
+        nz = v > 0
+        top = float(np.percentile(v[nz], 99))
+        x = v / max(top, 1.0)
+        ins, out = inside.ravel() & nz, ~inside.ravel() & nz
+        bins = np.linspace(0, 1, 26)
+        line = ax.plot(bins[:-1], np.histogram(x[ins], bins, density=True)[0], "-", lw=1.2, label=f"{name} cavity")
+        ax.plot(bins[:-1], np.histogram(x[out], bins, density=True)[0], "--", lw=1.0, color=line[0].get_color(),
+                label=f"{name} outside")
+    ax.set_xlabel("grey / 99th pct", fontsize=8)
+    ax.set_title("intensity histograms", fontsize=9)
+    ax.legend(fontsize=5)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
