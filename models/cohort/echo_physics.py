@@ -48,9 +48,9 @@ class Acquisition:
     rayleigh_mm: float = 30.0
     atten_db_per_mm: float = 0.08
     tgc_compensation: float = 0.8
-    dynamic_range_db: float = 55.0
-    gain_db: float = 0.0
-    gamma: float = 1.0
+    dynamic_range_db: float = 42.0
+    gain_db: float = -3.0
+    gamma: float = 1.5
     noise_db: float = -45.0
     clutter: float = 0.15
     clutter_depth_mm: float = 25.0
