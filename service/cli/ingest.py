@@ -91,6 +91,10 @@ def train_segmenter_command(
     init: Path | None = typer.Option(None, "--init", help="Start from this echo4d segmenter checkpoint "
                                      "(with --data: the shipped one unless given)."),
     steps: int | None = typer.Option(None, "--steps", help="Override the profile's step count."),
+    budget_minutes: float | None = typer.Option(
+        None, "--budget-minutes",
+        help="Stop training after this wall time (the learning-rate schedule follows time or steps, "
+             "whichever is ahead)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the initialisation."),
     workers: int = typer.Option(1, "--workers", help="Processes generating the synthetic training images."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (1 is fastest on a busy machine)."),
@@ -119,6 +123,8 @@ def train_segmenter_command(
             overrides["network"] = SegmenterConfig.from_dict(read_sidecar(init)["config"])
         if init is not None:
             overrides["init"] = str(init)
+        if budget_minutes is not None:
+            overrides["budget_s"] = 60.0 * budget_minutes
         try:
             cfg = profile(name, n_train=n_train, n_val=n_val, **overrides)
         except ValueError as exc:
