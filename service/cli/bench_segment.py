@@ -39,11 +39,10 @@ def bench_segment(
     """Dice by phase (ED/ES) and view on held-out synthetic B-mode; area-curve proxies on the real cines."""
     with user_errors():
         import torch
-        from pydicom import examples
 
         from models.segment.bench import area_proxies, bench_split, dice_by_group
         from models.segment.data import DataConfig
-        from models.segment.real_check import check_clip
+        from models.segment.real_check import check_clip, real_clips
         from models.segment.runtime import load_segmenter
 
         torch.set_num_threads(max(1, threads))
@@ -52,9 +51,7 @@ def bench_segment(
                 raise typer.BadParameter(f"--simulator {sim!r}: expected physics or classic")
         paths: list[Path | None] = list(segmenter) if segmenter else [None]
         splits = {sim: bench_split(n, DataConfig(simulator=sim), workers) for sim in simulator}  # type: ignore[arg-type]
-        clips: list[tuple[str, Path, dict[str, Any]]] = [
-            ("a4c_sequence", real_echo / "a4c_sequence.nii.gz", {"view": "A4C", "fps": 25.0}),
-            ("pydicom_ybr_color", Path(examples.get_path("ybr_color")), {"view": "A4C"})]
+        clips = real_clips(real_echo)
         out: dict[str, Any] = {"n_subjects": n, "dice": {}, "real": {}}
         for path in paths:
             seg = load_segmenter(path)
@@ -98,16 +95,15 @@ def bench_bmode_realism(
     """Real vs synthetic B-mode statistics: intensities inside/around the cavity, speckle size, fan geometry."""
     with user_errors():
         import numpy as np
-        from pydicom import examples
 
         from models.cohort.echo_stats import image_stats, synthetic_frames
         from models.ingest.loader import blank_outside, decode_inputs
+        from models.segment.real_check import real_clips
 
         rows: dict[str, dict[str, Any]] = {}
         shown: dict[str, Any] = {}
         hist: dict[str, Any] = {}
-        for name, clip, manifest in [("a4c_sequence", real_echo / "a4c_sequence.nii.gz", {"view": "A4C", "fps": 25.0}),
-                                     ("pydicom_ybr_color", Path(examples.get_path("ybr_color")), {"view": "A4C"})]:
+        for name, clip, manifest in real_clips(real_echo):
             if not clip.is_file():
                 typer.echo(f"skipped {name}: {clip} not found")
                 continue

@@ -165,24 +165,17 @@ def check_segmenter_command(
 ) -> None:
     """Run a segmenter on the real cines (a4c_sequence.nii.gz, pydicom's ybr_color) and write overlays."""
     with user_errors():
-        from pydicom import examples
-
-        from models.segment.real_check import check_clip
+        from models.segment.real_check import check_clip, real_clips
         from models.segment.runtime import load_segmenter
 
         seg = load_segmenter(segmenter, device)
-        clips: list[tuple[str, list[Path], dict[str, Any]]] = [
-            # a4c_sequence.nii.gz stores no frame time: 25 fps is assumed (it only scales the time axis).
-            ("a4c_sequence", [real_echo / "a4c_sequence.nii.gz"], {"view": "A4C", "fps": 25.0}),
-            ("pydicom_ybr_color", [Path(examples.get_path("ybr_color"))], {"view": "A4C"}),
-        ]
         out.mkdir(parents=True, exist_ok=True)
         summary: dict[str, Any] = {"segmenter": seg.name, "clips": []}
-        for name, paths, manifest in clips:
-            if not paths[0].is_file():
-                typer.echo(f"skipped {name}: {paths[0]} not found")
+        for name, path, manifest in real_clips(real_echo):
+            if not path.is_file():
+                typer.echo(f"skipped {name}: {path} not found")
                 continue
-            check, png = check_clip(name, paths, manifest, seg)
+            check, png = check_clip(name, [path], manifest, seg)
             (out / f"segmenter_{name}.png").write_bytes(png)
             summary["clips"].append(check.to_dict())
             typer.echo(json.dumps(check.to_dict()))
