@@ -29,6 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from models.cohort.bmode import smooth_noise
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
@@ -77,13 +79,6 @@ def _sv(shape: tuple[int, int], spacing_mm: tuple[float, float], f: LVFrame) -> 
     rr = np.arange(h, dtype=np.float64)[:, None] * spacing_mm[0] - f.origin[0]
     cc = np.arange(w, dtype=np.float64)[None, :] * spacing_mm[1] - f.origin[1]
     return rr * f.u[0] + cc * f.u[1], rr * f.n[0] + cc * f.n[1]
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> FloatArray:
-    g = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    sd = float(g.std())
-    out: FloatArray = g / sd if sd > 0 else g
-    return out
 
 
 def _ellipse(s: FloatArray, v: FloatArray, cs: float, cv: float, rs: float, rv: float) -> BoolArray:
@@ -144,9 +139,9 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     """(H, W) mean scattering amplitude of the scene around ``lv_mask`` (H, W) {0, 1}."""
     lv = lv_mask.astype(bool)
     shape = (int(lv.shape[0]), int(lv.shape[1]))
-    hetero = _smooth_field(rng, shape, 6.0 / spacing_mm[0])
+    hetero = smooth_noise(rng, shape, 6.0 / spacing_mm[0])
     tissue = rng.uniform(0.04, 0.25) * np.exp(0.6 * hetero)
-    lung = _smooth_field(rng, shape, 12.0 / spacing_mm[0]) > rng.uniform(0.6, 1.6)
+    lung = smooth_noise(rng, shape, 12.0 / spacing_mm[0]) > rng.uniform(0.6, 1.6)
     tissue = np.where(lung, tissue * 0.15, tissue)
     f = lv_frame(lv, spacing_mm)
     if f is None:
@@ -167,7 +162,7 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     d_heart = ndimage.distance_transform_edt(~heart, sampling=spacing_mm)
     peri = np.exp(-(((d_heart - rng.uniform(1.0, 3.0)) / rng.uniform(0.8, 2.0)) ** 2)) * (d_heart > 0)
 
-    texture = np.exp(rng.uniform(0.3, 0.6) * _smooth_field(rng, shape, 1.5 / spacing_mm[0]))  # fibre-scale
+    texture = np.exp(rng.uniform(0.3, 0.6) * smooth_noise(rng, shape, 1.5 / spacing_mm[0]))  # fibre-scale
     myo_level = rng.uniform(0.1, 0.45)
     echo = np.where(myo, myo_level * texture, tissue)
     echo = np.where(other_wall, rng.uniform(0.1, 0.5) * texture, echo)
@@ -175,12 +170,12 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     # Endocardial border: a thin brighter rim (specular) of random strength.
     echo = echo + rng.uniform(0.0, 0.6) * np.exp(-(((d_lv - 0.8) / 0.8) ** 2)) * (d_lv > 0) * (s <= f.s_base)
 
-    blood = rng.uniform(0.01, 0.09) * np.exp(0.5 * _smooth_field(rng, shape, 4.0 / spacing_mm[0]))
+    blood = rng.uniform(0.01, 0.09) * np.exp(0.5 * smooth_noise(rng, shape, 4.0 / spacing_mm[0]))
     echo = np.where(cavities, blood, echo)
     # Trabeculae near the apex and lateral wall; papillary muscles on the lateral wall (labelled LV).
     d_in = ndimage.distance_transform_edt(lv, sampling=spacing_mm)
     near = lv & (d_in <= rng.uniform(2.0, 5.0)) & ((s < 0.35 * f.length) | (v > 0.3 * (f.v_hi - f.v_lo) / 2))
-    trab = near & (_smooth_field(rng, shape, 1.0 / spacing_mm[0]) > rng.uniform(0.3, 1.2))
+    trab = near & (smooth_noise(rng, shape, 1.0 / spacing_mm[0]) > rng.uniform(0.3, 1.2))
     echo = np.where(trab, rng.uniform(0.15, 0.6) * texture, echo)
     for _ in range(int(rng.integers(0, 3))):
         sp = f.length * rng.uniform(0.4, 0.65)
