@@ -30,7 +30,8 @@ from models.geometry.frames import DEFAULT_PIXEL_SPACING_MM
 FloatArray = NDArray[np.float64]
 
 
-def _smooth(rng: np.random.Generator, shape: tuple[int, int], sigma: float | tuple[float, float]) -> FloatArray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | tuple[float, float]) -> FloatArray:
+    """Gaussian-filtered white noise (H, W) scaled to unit standard deviation."""
     f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
     std = float(f.std())
     out: FloatArray = f / std if std > 0 else f
@@ -68,7 +69,7 @@ def synthesize_bmode(
     h, w = mask.shape
     sr, sc = spacing_mm
     u = rng.uniform(0.0, 1.0, size=6)
-    hetero = _smooth(rng, (h, w), 8.0)
+    hetero = smooth_noise(rng, (h, w), 8.0)
     speckle_re = rng.standard_normal((h, w))
     speckle_im = rng.standard_normal((h, w))
 

@@ -29,7 +29,8 @@ TRAIN_SEED_OFFSET: Final = 700_000
 VAL_SEED_OFFSET: Final = 800_000
 MIN_MASK_PIXELS: Final = 40
 FRAMES_PER_CYCLE: Final = 8
-Source = Literal["cohort", "blobs"]
+Source = Literal["cohort", "blobs", "site"]  # site: a site's labelled frames (models.segment.site_data)
+Simulator = Literal["classic", "physics"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class DataConfig:
     shapes: tuple[tuple[int, int], ...] = ((224, 224), (240, 320), (256, 224), (208, 272))
     perturbation_strength: float = 1.0
     seed: int = 0
+    simulator: Simulator = "physics"  # models.cohort.echo_physics (or the classic models.cohort.bmode)
+    classic_fraction: float = 0.0  # with the physics simulator: this share of pairs from the classic one
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -55,7 +58,7 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
         return cls(**{**d, "depth_range_mm": tuple(d["depth_range_mm"]),
-                      "shapes": tuple(tuple(s) for s in d["shapes"])})
+                      "shapes": tuple(tuple(s) for s in d["shapes"]), "simulator": d.get("simulator", "classic")})
 
 
 Pairs = tuple[NDArray[np.uint8], NDArray[np.uint8]]
@@ -92,9 +95,36 @@ def _other_chambers(lv: NDArray[np.uint8], spacing_mm: tuple[float, float], rng:
     return np.asarray(out)
 
 
-def _cohort_subject_pairs(seed: int, cfg: DataConfig, n: int) -> Pairs:
-    """``n`` letterboxed (image, mask) pairs of subject ``seed`` (deterministic in seed and cfg)."""
+def render_pair(mask: NDArray[np.uint8], view: str, spacing_mm: tuple[float, float], cfg: DataConfig,
+                rng: np.random.Generator) -> Pairs:
+    """One (image, label) pair (H, W) of an LV ``mask`` under ``cfg.simulator``: the physics renderer
+    (random acquisition, anatomy around the LV, burned-in screen furniture; the label is cut to the
+    rendered fan) or the classic one (extra chambers drawn around the LV here)."""
+    if cfg.simulator == "physics" and not rng.uniform() < cfg.classic_fraction:
+        from models.cohort.echo_physics import burn_in, render_bmode, sample_acquisition
+        from models.cohort.echo_scene import echogenicity_map
+        from models.cohort.sector import sector_mask
+
+        acq = sample_acquisition(rng)
+        echo = echogenicity_map(mask, spacing_mm, rng, view, with_chambers=bool(rng.uniform() < 0.9))
+        image = render_bmode(echo, spacing_mm, acq, rng)
+        if rng.uniform() < 0.6:
+            image = burn_in(image, rng)
+        label = (mask * sector_mask(mask.shape, spacing_mm, acq.half_angle_deg)).astype(np.uint8)
+        return image, label
     from models.cohort.bmode import synthesize_bmode
+
+    scene = mask
+    if rng.uniform() < (0.85 if view == "A4C" else 0.3):
+        scene = (mask.astype(bool) | _other_chambers(mask, spacing_mm, rng)).astype(np.uint8)
+    return synthesize_bmode(scene, rng, spacing_mm), mask
+
+
+def subject_samples(seed: int, cfg: DataConfig, n: int, frames: tuple[str, ...] = ()
+                    ) -> list[tuple[NDArray[np.uint8], NDArray[np.uint8], str, str]]:
+    """Letterboxed (image, mask, view, phase) samples of subject ``seed`` (deterministic in seed and
+    cfg). ``frames=()``: ``n`` random frames and views; ``frames=("ED", "ES")``: those phases in
+    every view (``n`` ignored). ``phase`` is "ED", "ES" or "mid"."""
     from models.cohort.simulator import sample_perturbation, simulate_view
     from models.cohort.subject import generate_subject
     from models.geometry.frames import VIEW_NAMES
@@ -102,30 +132,40 @@ def _cohort_subject_pairs(seed: int, cfg: DataConfig, n: int) -> Pairs:
     rng = np.random.default_rng(np.random.SeedSequence([seed, cfg.seed, 0x5E6]))
     subject = generate_subject(seed)
     cycle = subject.cycle(FRAMES_PER_CYCLE)
-    images: list[NDArray[np.uint8]] = []
-    masks: list[NDArray[np.uint8]] = []
-    tries = 0
-    while len(images) < n and tries < 4 * n:
+    phase_of = {0: "ED", cycle.es_frame: "ES"}
+    if frames:
+        index = {"ED": 0, "ES": cycle.es_frame}
+        jobs = [(index[p], v) for v in VIEW_NAMES for p in frames]
+    else:
+        jobs = []
+    out: list[tuple[NDArray[np.uint8], NDArray[np.uint8], str, str]] = []
+    tries, target = 0, len(jobs) if jobs else n
+    while len(out) < target and tries < 4 * max(target, 1):
         tries += 1
-        frame = int(rng.integers(cycle.n_frames))
-        view = VIEW_NAMES[int(rng.integers(len(VIEW_NAMES)))]
+        if jobs:
+            frame, view = jobs[len(out)]
+        else:
+            frame, view = int(rng.integers(cycle.n_frames)), VIEW_NAMES[int(rng.integers(len(VIEW_NAMES)))]
         shape = cfg.shapes[int(rng.integers(len(cfg.shapes)))]
         sp = float(rng.uniform(*cfg.depth_range_mm)) / shape[0]
         pert = sample_perturbation(rng, cfg.perturbation_strength, subject.shape.length_mm)
         mask, _ = simulate_view(cycle.mesh(frame), view, pert, shape, (sp, sp))
         if int(mask.sum()) < MIN_MASK_PIXELS:
             continue
-        scene = mask
-        if rng.uniform() < (0.85 if view == "A4C" else 0.3):
-            scene = (mask.astype(bool) | _other_chambers(mask, (sp, sp), rng)).astype(np.uint8)
-        image = synthesize_bmode(scene, rng, (sp, sp))
+        image, mask = render_pair(mask, view, (sp, sp), cfg, rng)
         if rng.uniform() < 0.5:  # vendors differ on which side the septum is shown
             image, mask = image[:, ::-1], mask[:, ::-1]
-        images.append(letterbox(image, cfg.size)[0])
-        masks.append(letterbox(mask, cfg.size, nearest=True)[0])
-    if not images:
+        out.append((letterbox(image, cfg.size)[0], letterbox(mask, cfg.size, nearest=True)[0], view,
+                    phase_of.get(frame, "mid")))
+    return out
+
+
+def _cohort_subject_pairs(seed: int, cfg: DataConfig, n: int) -> Pairs:
+    """``n`` letterboxed (image, mask) pairs of subject ``seed`` (deterministic in seed and cfg)."""
+    samples = subject_samples(seed, cfg, n)
+    if not samples:
         return np.zeros((0, cfg.size, cfg.size), np.uint8), np.zeros((0, cfg.size, cfg.size), np.uint8)
-    return np.stack(images), np.stack(masks)
+    return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
 
 
 def blob_pair(rng: np.random.Generator, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:

@@ -81,6 +81,15 @@ class ClipCheck:
         }
 
 
+def real_clips(real_echo: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    """(name, path, manifest) of the real example cines: ``a4c_sequence.nii.gz`` in ``real_echo`` (it
+    stores no frame time: 25 fps is assumed, it only scales the time axis) and pydicom's ``ybr_color``."""
+    from pydicom import examples
+
+    return [("a4c_sequence", real_echo / "a4c_sequence.nii.gz", {"view": "A4C", "fps": 25.0}),
+            ("pydicom_ybr_color", Path(examples.get_path("ybr_color")), {"view": "A4C"})]
+
+
 def check_clip(name: str, paths: list[Path], manifest: dict[str, Any], segmenter: Segmenter) -> tuple[ClipCheck, bytes]:
     """Segment one real clip; returns the measurements and an overlay figure (PNG bytes)."""
     decoded, report = decode_inputs(paths, manifest, kind="images")

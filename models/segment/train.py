@@ -41,6 +41,8 @@ class TrainConfig:
     eval_every: int = 250
     seed: int = 0
     workers: int = 1
+    init: str | None = None  # start from this echo4d segmenter checkpoint (fine-tuning); None = random
+    budget_s: float | None = None  # wall-clock training budget: the schedule runs on max(step, time) progress
     network: SegmenterConfig = field(default_factory=lambda: SegmenterConfig(size=128, base_channels=8, depth=4))
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -57,7 +59,17 @@ PROFILES: Final[dict[str, TrainConfig]] = {
         network=SegmenterConfig(size=64, base_channels=8, depth=3),
         data=DataConfig(size=64, n_train=48, n_val=16, samples_per_subject=8, shapes=((96, 96), (96, 128))),
     ),
-    "default": TrainConfig(),
+    "default": TrainConfig(data=DataConfig(simulator="classic")),  # the shipped checkpoint until 2026-12-06
+    # A site's labelled frames (``echo4d train-segmenter --data DIR``): a short, gentle fine-tune of
+    # ``init`` (the shipped checkpoint unless named); the network and data sizes follow ``init``.
+    "finetune": TrainConfig(profile="finetune", steps=300, lr=3e-4, eval_every=100,
+                            data=DataConfig(n_train=0, n_val=0, source="site")),
+    # The shipped checkpoint since 2026-12-06: the classic default (``--init`` it) fine-tuned on the
+    # physics simulator (models.cohort.echo_physics).
+    "physics": TrainConfig(
+        profile="physics", steps=2400, lr=1e-3,
+        data=DataConfig(n_train=4000, n_val=240, simulator="physics", classic_fraction=0.2),
+    ),
 }
 
 
@@ -128,24 +140,64 @@ def evaluate(model: UNet, images: NDArray[np.uint8], masks: NDArray[np.uint8], d
             "val_dice_p05": float(np.percentile(d, 5)), "val_area_rel_err_median": float(np.median(area_err))}
 
 
+def one_cycle_lr(max_lr: float, done: float, warmup: float = 0.1) -> float:
+    """Learning rate at training progress ``done`` ∈ [0, 1]: linear warm-up from max_lr/25 over the
+    first ``warmup``, then cosine annealing to max_lr/1e4 (the shape of torch's OneCycleLR, driven by
+    progress so that a wall-clock budget on a shared CPU still ends with a small rate)."""
+    if done < warmup:
+        return max_lr * (0.04 + 0.96 * done / warmup)
+    t = (done - warmup) / (1.0 - warmup)
+    return max_lr * (1e-4 + (1.0 - 1e-4) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
+
+
+def initial_model(cfg: TrainConfig) -> UNet:
+    """A fresh U-Net of ``cfg.network``, or the checkpoint ``cfg.init`` (verified; same architecture)."""
+    if cfg.init is None:
+        return UNet(cfg.network)
+    from models.segment.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(cfg.init)
+    if model.config != cfg.network:
+        raise ValueError(f"{cfg.init}: architecture {model.config} differs from the run's {cfg.network}")
+    return model.train()
+
+
 def train_segmenter(cfg: TrainConfig, device: torch.device | str = "cpu",
-                    progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Generate the data, train, evaluate; returns the model (eval mode), metrics and curves."""
+                    progress: Callable[[int, dict[str, float]], None] | None = None,
+                    data: tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]] | None
+                    = None) -> TrainResult:
+    """Generate the data (or take ``data`` = train images, masks, val images, masks, each (N, S, S)
+    uint8, e.g. a site's labelled frames), train, evaluate; returns the model (eval mode), metrics
+    and curves. Without validation frames the training frames are evaluated (and said so)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    train_x, train_y = make_pairs(cfg.data, "train", cfg.workers)
-    val_x, val_y = make_pairs(cfg.data, "val", cfg.workers)
+    if data is None:
+        train_x, train_y = make_pairs(cfg.data, "train", cfg.workers)
+        val_x, val_y = make_pairs(cfg.data, "val", cfg.workers)
+    else:
+        train_x, train_y, val_x, val_y = data
+    if len(train_x) == 0:
+        raise ValueError("no training frames")
+    val_is_train = len(val_x) == 0
+    if val_is_train:
+        val_x, val_y = train_x, train_y
     data_s = time.perf_counter() - t0
     logger.info("segmenter data: %d train / %d val pairs in %.1f s", len(train_x), len(val_x), data_s)
-    model = UNet(cfg.network).to(device)
+    model = initial_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     xs, ys = _to_tensor(train_x, cfg.network.normalise), torch.from_numpy(train_y.astype(np.float32))[:, None]
     curves: dict[str, list[float]] = {"loss": [], "val_dice_mean": []}
     t1 = time.perf_counter()
     model.train()
-    for step in range(1, cfg.steps + 1):
+    step = 0  # steps done
+    while step < cfg.steps:
+        elapsed = time.perf_counter() - t1
+        done = max(step / cfg.steps, elapsed / cfg.budget_s if cfg.budget_s else 0.0)
+        if done >= 1.0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = one_cycle_lr(cfg.lr, done)
         idx = torch.randint(len(xs), (cfg.batch_size,), generator=gen)
         x, y = augment(xs[idx], gen), ys[idx]
         flip = torch.rand(cfg.batch_size, generator=gen) < 0.5
@@ -154,17 +206,20 @@ def train_segmenter(cfg: TrainConfig, device: torch.device | str = "cpu",
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
-        sched.step()
         curves["loss"].append(float(loss.detach()))
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        step += 1
+        if step % cfg.eval_every == 0:
             metrics = evaluate(model, val_x, val_y, device)
             curves["val_dice_mean"].append(metrics["val_dice_mean"])
             if progress is not None:
                 progress(step, {"loss": float(np.mean(curves["loss"][-cfg.eval_every:])), **metrics})
     train_s = time.perf_counter() - t1
     metrics = evaluate(model, val_x, val_y, device)
+    curves["val_dice_mean"].append(metrics["val_dice_mean"])
     metrics.update({"data_seconds": round(data_s, 1), "train_seconds": round(train_s, 1),
-                    "seconds_per_step": round(train_s / cfg.steps, 4), "n_train": float(len(train_x)),
-                    "n_val": float(len(val_x)), "final_loss": float(np.mean(curves["loss"][-20:]))})
+                    "steps_done": float(step), "seconds_per_step": round(train_s / max(step, 1), 4),
+                    "n_train": float(len(train_x)),
+                    "n_val": 0.0 if val_is_train else float(len(val_x)),
+                    "final_loss": float(np.mean(curves["loss"][-20:])) if curves["loss"] else float("nan")})
     model.eval()
     return TrainResult(model, metrics, curves)

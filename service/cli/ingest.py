@@ -81,9 +81,20 @@ def ingest_command(
 
 
 def train_segmenter_command(
-    profile_name: str = typer.Option("default", "--profile", help="default (shipped checkpoint) or smoke (< 1 min)."),
+    profile_name: str | None = typer.Option(
+        None, "--profile", help="physics (the shipped one: fine-tunes --init on the physics simulator), default (the "
+        "classic simulator, from scratch), smoke (< 1 min); with --data: finetune."),
     out: Path = typer.Option(Path("models/checkpoints/segmenter.pt"), "--out", help="Checkpoint path (.pt + .json)."),
+    data_dir: Path | None = typer.Option(None, "--data", help="Fine-tune on a site's labelled frames in this folder "
+                                         "(X.mhd + X_gt.mhd, NIfTI or PNG pairs; per-patient folders are fine)."),
+    lv_label: int = typer.Option(1, "--lv-label", help="With --data: the label value of the LV cavity."),
+    init: Path | None = typer.Option(None, "--init", help="Start from this echo4d segmenter checkpoint "
+                                     "(with --data: the shipped one unless given)."),
     steps: int | None = typer.Option(None, "--steps", help="Override the profile's step count."),
+    budget_minutes: float | None = typer.Option(
+        None, "--budget-minutes",
+        help="Stop training after this wall time (the learning-rate schedule follows time or steps, "
+             "whichever is ahead)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the initialisation."),
     workers: int = typer.Option(1, "--workers", help="Processes generating the synthetic training images."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (1 is fastest on a busy machine)."),
@@ -91,29 +102,54 @@ def train_segmenter_command(
     n_val: int | None = typer.Option(None, "--n-val", help="Override the number of validation pairs."),
     device: str = typer.Option("cpu", "--device", help="Torch device."),
 ) -> None:
-    """Train the B-mode LV segmenter on synthetic cohort images and write the checkpoint + sidecar."""
+    """Train the B-mode LV segmenter (synthetic images, or a site's labelled frames with --data) and write
+    the checkpoint + sidecar (point ECHO4D_SEGMENTER / --segmenter at it)."""
     with user_errors():
         import torch
 
         from models.cohort.version import GENERATOR_VERSION
-        from models.segment.checkpoint import save_checkpoint
+        from models.segment.checkpoint import DEFAULT_CHECKPOINT, read_sidecar, save_checkpoint
+        from models.segment.network import SegmenterConfig
         from models.segment.train import profile, train_segmenter
 
         if threads is not None:
             torch.set_num_threads(threads)
+        name = profile_name or ("finetune" if data_dir is not None else "default")
         overrides: dict[str, Any] = {"seed": seed, "workers": workers}
         if steps is not None:
             overrides["steps"] = steps
+        if data_dir is not None:
+            init = init or DEFAULT_CHECKPOINT
+            overrides["network"] = SegmenterConfig.from_dict(read_sidecar(init)["config"])
+        if init is not None:
+            overrides["init"] = str(init)
+        if budget_minutes is not None:
+            overrides["budget_s"] = 60.0 * budget_minutes
         try:
-            cfg = profile(profile_name, n_train=n_train, n_val=n_val, **overrides)
+            cfg = profile(name, n_train=n_train, n_val=n_val, **overrides)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        arrays = None
+        if data_dir is not None:
+            from dataclasses import replace
+
+            from models.segment.site_data import load_site_data
+
+            site = load_site_data(data_dir, cfg.network.size, lv_label)
+            arrays = (site.train_x, site.train_y, site.val_x, site.val_y)
+            cfg = replace(cfg, data=replace(cfg.data, source="site", size=cfg.network.size,
+                                            n_train=len(site.train_x), n_val=len(site.val_x)))
+            typer.echo(f"{site.n_files} labelled files: {len(site.train_x)} training / {len(site.val_x)} "
+                       "validation frames")
 
         def progress(step: int, metrics: dict[str, float]) -> None:
             typer.echo(f"step {step}/{cfg.steps}: loss {metrics['loss']:.4f}, val Dice {metrics['val_dice_mean']:.4f}"
                        f" (median {metrics['val_dice_median']:.4f})")
 
-        result = train_segmenter(cfg, device, progress)
+        try:
+            result = train_segmenter(cfg, device, progress, arrays)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         path = save_checkpoint(result.model, out, train_config=cfg.to_dict(), metrics=result.metrics,
                                curves=result.curves, cohort_version=GENERATOR_VERSION)
         typer.echo(f"wrote {path} and {path.with_suffix('.json').name}: "
@@ -129,24 +165,17 @@ def check_segmenter_command(
 ) -> None:
     """Run a segmenter on the real cines (a4c_sequence.nii.gz, pydicom's ybr_color) and write overlays."""
     with user_errors():
-        from pydicom import examples
-
-        from models.segment.real_check import check_clip
+        from models.segment.real_check import check_clip, real_clips
         from models.segment.runtime import load_segmenter
 
         seg = load_segmenter(segmenter, device)
-        clips: list[tuple[str, list[Path], dict[str, Any]]] = [
-            # a4c_sequence.nii.gz stores no frame time: 25 fps is assumed (it only scales the time axis).
-            ("a4c_sequence", [real_echo / "a4c_sequence.nii.gz"], {"view": "A4C", "fps": 25.0}),
-            ("pydicom_ybr_color", [Path(examples.get_path("ybr_color"))], {"view": "A4C"}),
-        ]
         out.mkdir(parents=True, exist_ok=True)
         summary: dict[str, Any] = {"segmenter": seg.name, "clips": []}
-        for name, paths, manifest in clips:
-            if not paths[0].is_file():
-                typer.echo(f"skipped {name}: {paths[0]} not found")
+        for name, path, manifest in real_clips(real_echo):
+            if not path.is_file():
+                typer.echo(f"skipped {name}: {path} not found")
                 continue
-            check, png = check_clip(name, paths, manifest, seg)
+            check, png = check_clip(name, [path], manifest, seg)
             (out / f"segmenter_{name}.png").write_bytes(png)
             summary["clips"].append(check.to_dict())
             typer.echo(json.dumps(check.to_dict()))
