@@ -52,7 +52,8 @@ def _start_background(app: FastAPI, services: Services) -> list[Any]:
         from worker.runner import WorkerContext
 
         ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
-                            models=ModelCache(settings.device, settings.prior_checkpoint), webhooks=webhooks,
+                            models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
+                            webhooks=webhooks,
                             worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded")
         app.state.worker_context = ctx
         threads.append(EmbeddedWorker(ctx, services.queue.wakeup))

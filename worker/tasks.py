@@ -53,7 +53,7 @@ def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerCo
     services = build_services(settings, metrics=m, migrate=False, queue=LocalQueue())
     return WorkerContext(
         settings=settings, jobs=services.jobs, store=services.store, metrics=m,
-        models=ModelCache(settings.device, settings.prior_checkpoint),
+        models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
         worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, services.jobs, m),
     )
 

@@ -26,6 +26,8 @@ from service.validation import check_idempotency_key, check_profile
 
 router = APIRouter(prefix="/v1/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
+RETRY_HEADER = "Echo4D-Replaces"
+"""Response header listing the failed/cancelled jobs that re-sent instances replaced with new jobs."""
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"description": "All instances stored; one job per study (RetrieveURL = the job)",
           "content": {DICOM_JSON: {}}},
@@ -36,18 +38,31 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _submit_studies(services: Services, principal: Principal, grouped_studies: dict[str, list[Instance]],
-                    profile: str, client_key: str | None) -> list[tuple[Instance, str]]:
+                    profile: str, client_key: str | None) -> tuple[list[tuple[Instance, str]], dict[str, str]]:
+    """Submit one job per study; returns (instance, job URL) pairs and response headers saying which studies
+    were replays of a live or succeeded job and which failed/cancelled jobs a retry replaced."""
     stored: list[tuple[Instance, str]] = []
+    replayed: list[bool] = []
+    replaced: list[str] = []
     pepper = services.settings.api_key_pepper.get_secret_value()
     for instances in grouped_studies.values():
         parts = [InputPart(f"files/{i:04d}.dcm", inst.part.file, inst.part.size, "application/dicom")
                  for i, inst in enumerate(instances)]
         key = study_idempotency_key(pepper, instances, client_key)
         names = [f"{i:04d}.dcm" for i in range(len(parts))]
-        job, _ = submit(services, principal.tenant_id,
-                        NewSubmission("dicom", parts, profile, None, key, {"names.json": names}))
+        job, created, replaces = submit(services, principal.tenant_id,
+                                        NewSubmission("dicom", parts, profile, None, key, {"names.json": names},
+                                                      retry_failed=True))
         stored.extend((inst, f"/v1/jobs/{job.id}") for inst in instances)
-    return stored
+        replayed.append(not created)
+        if replaces is not None:
+            replaced.append(replaces)
+    headers = {}
+    if replayed and all(replayed):
+        headers["Idempotent-Replayed"] = "true"
+    if replaced:
+        headers[RETRY_HEADER] = ",".join(f"/v1/jobs/{j}" for j in replaced)
+    return stored, headers
 
 
 async def _stow(request: Request, services: Services, principal: Principal, study: str | None,
@@ -58,14 +73,15 @@ async def _stow(request: Request, services: Services, principal: Principal, stud
     parts = await receive_parts(request.stream(), boundary, services.settings.max_upload_files)
     try:
         grouped = await run_in_threadpool(group_by_study, parts, study)
-        stored = await run_in_threadpool(_submit_studies, services, principal, grouped.studies, chosen_profile,
-                                         client_key)
+        stored, headers = await run_in_threadpool(_submit_studies, services, principal, grouped.studies,
+                                                  chosen_profile, client_key)
     finally:
         close_parts(parts)
     urls = sorted({url for _, url in stored})
     body = stow_response(stored, grouped.failed, urls[0] if len(urls) == 1 else None)
     status = 200 if not grouped.failed else (202 if stored else 409)
-    headers = {"Location": urls[0]} if len(urls) == 1 else {}
+    if len(urls) == 1:
+        headers["Location"] = urls[0]
     return JSONResponse(body, status_code=status, media_type=DICOM_JSON, headers=headers)
 
 

@@ -95,7 +95,7 @@ def create_study(
         doc = parse_manifest_field(manifest)
         sidecars = {"names.json": names, **({"manifest.json": doc} if doc is not None else {})}
         sub = NewSubmission(kind, parts, chosen_profile, callback, key, sidecars)
-    job, created = submit(services, principal.tenant_id, sub)
+    job, created, _ = submit(services, principal.tenant_id, sub)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import bench, bench_api, bench_prior, bench_recon, cohort, ingest, prior, reconstruct, serve
+from service.cli import (
+    bench,
+    bench_api,
+    bench_prior,
+    bench_quality,
+    bench_recon,
+    cohort,
+    ingest,
+    prior,
+    reconstruct,
+    serve,
+)
 from service.cli.common import version
 
 app = typer.Typer(
@@ -24,4 +35,4 @@ for module in (cohort, prior, reconstruct, ingest, serve):
     module.register(app)
 app.add_typer(bench.bench_app, name="bench")
 # The bench modules register their commands on bench.bench_app when imported.
-_BENCH_MODULES = (bench_api, bench_prior, bench_recon)
+_BENCH_MODULES = (bench_api, bench_prior, bench_quality, bench_recon)
