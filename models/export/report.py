@@ -122,6 +122,8 @@ class ViewQuality(_Strict):
         description="max |A_t - (A_t-1 + A_t+1)/2| / median(A) of the input masks' area curve")
     max_area_jump: NonNegativeFloat | None = Field(description="max |A_t+1 - A_t| / median(A)")
     area_range_cm2: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
+    fractional_area_change: Fraction = Field(description="(max - min) / max of the area curve")
+    length_ed_mm: NonNegativeFloat = Field(description="LV long-axis length at the largest-area frame")
     fit_dice_ed: Fraction | None
     fit_dice_mean: Fraction | None
     foreshortening_mm: NonNegativeFloat | None = Field(description="null where the fit did not estimate it")
@@ -135,6 +137,14 @@ class Plausibility(_Strict):
     ef_in_range: bool | None
 
 
+class Agreement(_Strict):
+    """Do the views describe one ventricle? (null with one view)"""
+
+    fac_disagreement: NonNegativeFloat | None = Field(description="max |FAC_i - FAC_j| over view pairs")
+    length_disagreement: NonNegativeFloat | None = Field(
+        description="max |L_i - L_j| / mean(L) of the ED long-axis lengths over view pairs")
+
+
 class QualityReport(_Strict):
     """The quality gate: a level computed from measured signals with documented thresholds."""
 
@@ -143,6 +153,7 @@ class QualityReport(_Strict):
     score: NonNegativeFloat = Field(description="max badness over the checks: < 1 good, < 2 review, else unreliable")
     reasons: list[str]
     views: dict[str, ViewQuality]
+    agreement: Agreement
     plausibility: Plausibility
 
 

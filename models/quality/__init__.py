@@ -15,7 +15,7 @@ from models.recon.result import ReconResult
 from models.study import Study
 
 __all__ = ["LEVELS", "QUALITY_FORMAT", "THRESHOLDS", "ViewEvidence", "assess", "assess_reconstruction",
-           "ingest_confidences", "segmentation_confidence"]
+           "ingest_confidences", "reconstruction_evidence", "result_volumes", "segmentation_confidence"]
 
 
 def ingest_confidences(meta: dict[str, Any]) -> dict[str, float]:
@@ -34,14 +34,24 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def assess_reconstruction(study: Study, result: ReconResult) -> dict[str, Any]:
-    """The ``quality`` block for ``result`` reconstructed from ``study`` (the views it fitted)."""
+def reconstruction_evidence(study: Study, result: ReconResult) -> list[ViewEvidence]:
+    """The gate's evidence for each view ``result`` fitted (masks and confidence from ``study``)."""
     confidences = ingest_confidences(study.meta)
     evidence = []
     for fit in result.view_fits:
         seq = study.views[fit.view]
-        evidence.append(ViewEvidence(fit.view, seq.masks, seq.pixel_spacing_mm, confidences.get(fit.view),
-                                     _finite(fit.dice_ed), _finite(fit.dice_mean), fit.foreshortening_mm))
+        evidence.append(ViewEvidence.from_masks(fit.view, seq.masks, seq.pixel_spacing_mm, confidences.get(fit.view),
+                                                _finite(fit.dice_ed), _finite(fit.dice_mean), fit.foreshortening_mm))
+    return evidence
+
+
+def result_volumes(result: ReconResult) -> tuple[float | None, float | None, float | None]:
+    """(EDV, ESV, EF) of ``result`` as the gate reads them (None: not finite, or not defined for one frame)."""
     single = result.n_frames == 1
-    return assess(evidence, _finite(result.edv_ml), None if single else _finite(result.esv_ml),
-                  None if single else _finite(result.ef_percent))
+    return (_finite(result.edv_ml), None if single else _finite(result.esv_ml),
+            None if single else _finite(result.ef_percent))
+
+
+def assess_reconstruction(study: Study, result: ReconResult) -> dict[str, Any]:
+    """The ``quality`` block for ``result`` reconstructed from ``study`` (the views it fitted)."""
+    return assess(reconstruction_evidence(study, result), *result_volumes(result))

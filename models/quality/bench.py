@@ -19,14 +19,15 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from models.errors import Echo4DError
-from models.quality import assess_reconstruction
-from models.quality.gate import LEVELS
+from models.quality import reconstruction_evidence, result_volumes
+from models.quality.gate import LEVELS, ViewEvidence, assess
 from models.segment.protocol import Segmenter
 from models.study import Study, ViewSequence
 
@@ -88,11 +89,20 @@ def evaluate(kind: str, seed: int, prior: Any, device: Any, segmenter: Segmenter
     vols = truth.volumes_ml
     edv, esv = float(vols.max()), float(vols.min())
     true_ef = 100.0 * (edv - esv) / edv
-    quality = assess_reconstruction(study, result)
     row.update({"true_ef_percent": true_ef, "ef_percent": result.ef_percent, "ef_error": result.ef_percent - true_ef,
-                "abs_ef_error": abs(result.ef_percent - true_ef), "level": quality["level"],
-                "score": quality["score"], "reasons": quality["reasons"],
-                "views": quality["views"], "seconds": time.perf_counter() - start})
+                "abs_ef_error": abs(result.ef_percent - true_ef), "volumes": list(result_volumes(result)),
+                "evidence": [asdict(ev) for ev in reconstruction_evidence(study, result)],
+                "seconds": time.perf_counter() - start})
+    return score_row(row)
+
+
+def score_row(row: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute a row's quality (level, score, reasons, per-view signals) from its stored evidence, with the
+    current thresholds (so a finished run can be re-scored without reconstructing again)."""
+    if "evidence" not in row:
+        return row
+    quality = assess([ViewEvidence(**ev) for ev in row["evidence"]], *row["volumes"])
+    row.update({k: quality[k] for k in ("level", "score", "reasons", "views", "agreement")})
     return row
 
 
@@ -133,13 +143,15 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def run_quality_bench(sets: Sequence[str], seeds: dict[str, list[int]], prior: Any, device: Any,
                       segmenter: Segmenter | None, profile: str = "default", n_frames: int = 20,
                       progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Every case of every set in ``sets`` (seeds per set), then :func:`summarise`."""
+    """Every case of every set in ``sets`` (seeds per set; the sets interleaved, so a partial run covers
+    each), then :func:`summarise`."""
     rows = []
-    for kind in sets:
-        for seed in seeds[kind]:
-            rows.append(evaluate(kind, seed, prior, device, segmenter, profile, n_frames))
-            if progress is not None:
-                progress(rows[-1])
+    order = [(kind, s[i]) for i in range(max(len(seeds[k]) for k in sets)) for kind in sets
+             if i < len(s := seeds[kind])]
+    for kind, seed in order:
+        rows.append(evaluate(kind, seed, prior, device, segmenter, profile, n_frames))
+        if progress is not None:
+            progress(rows[-1])
     return {"rows": rows, "summary": summarise(rows), "views": list(BENCH_VIEWS), "profile": profile,
             "n_frames": n_frames, "good_error": GOOD_ERROR, "bad_error": BAD_ERROR}
 

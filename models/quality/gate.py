@@ -19,7 +19,14 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from models.quality.signals import area_curve, area_roughness, max_area_jump
+from models.quality.signals import (
+    area_curve,
+    area_roughness,
+    fractional_area_change,
+    long_axis_length_mm,
+    max_area_jump,
+    max_pairwise_spread,
+)
 
 QUALITY_FORMAT: Final = "echo4d-quality/1"
 Level = Literal["good", "review", "unreliable"]
@@ -52,6 +59,8 @@ THRESHOLDS: Final[dict[str, Threshold]] = {
     "area_roughness": Threshold(review=0.10, unreliable=0.25, higher_is_worse=True),
     "fit_dice": Threshold(review=0.90, unreliable=0.80, higher_is_worse=False, best=1.0),
     "foreshortening_mm": Threshold(review=5.0, unreliable=10.0, higher_is_worse=True),
+    "fac_disagreement": Threshold(review=0.15, unreliable=0.30, higher_is_worse=True),
+    "length_disagreement": Threshold(review=0.12, unreliable=0.25, higher_is_worse=True),
 }
 EF_RANGE_PERCENT: Final = (5.0, 85.0)
 SINGLE_VIEW_BADNESS: Final = 1.0
@@ -60,17 +69,27 @@ SINGLE_VIEW_BADNESS: Final = 1.0
 
 @dataclass(frozen=True)
 class ViewEvidence:
-    """What the gate knows about one view: the masks reconstructed from (T, H, W), their spacing,
-    the segmenter's confidence (``None`` when masks were supplied), the fit's seen-view Dice and
-    the estimated foreshortening (``None`` when not estimated)."""
+    """What the gate knows about one view: the area curve (cm², per input frame) and the long-axis
+    length at the largest-area frame (mm) of the masks reconstructed from, the segmenter's
+    confidence (``None`` when masks were supplied), the fit's seen-view Dice and the estimated
+    foreshortening (``None`` when not estimated). Plain data (benchmarks store it as JSON)."""
 
     view: str
-    masks: NDArray[np.integer]
-    spacing_mm: tuple[float, float]
+    areas_cm2: list[float]
+    length_ed_mm: float
     confidence: float | None
     dice_ed: float | None
     dice_mean: float | None
     foreshortening_mm: float | None = None
+
+    @classmethod
+    def from_masks(cls, view: str, masks: NDArray[np.integer], spacing_mm: tuple[float, float],
+                   confidence: float | None, dice_ed: float | None, dice_mean: float | None,
+                   foreshortening_mm: float | None = None) -> ViewEvidence:
+        """Evidence of masks (T, H, W) at ``spacing_mm`` (row, col)."""
+        areas = area_curve(masks, spacing_mm)
+        length = long_axis_length_mm(np.asarray(masks)[int(np.argmax(areas))], spacing_mm)
+        return cls(view, [float(a) for a in areas], length, confidence, dice_ed, dice_mean, foreshortening_mm)
 
 
 def _fmt(value: float) -> str:
@@ -100,7 +119,7 @@ class _Checks:
 
 
 def _view_quality(ev: ViewEvidence, checks: _Checks) -> dict[str, Any]:
-    areas = area_curve(ev.masks, ev.spacing_mm)
+    areas = np.asarray(ev.areas_cm2, dtype=np.float64)
     rough, jump = area_roughness(areas), max_area_jump(areas)
     checks.signal("area_roughness", rough, ev.view, "area-curve roughness (second difference / median area)")
     out: dict[str, Any] = {
@@ -109,6 +128,8 @@ def _view_quality(ev: ViewEvidence, checks: _Checks) -> dict[str, Any]:
         "area_roughness": round(rough, 4) if math.isfinite(rough) else None,
         "max_area_jump": round(jump, 4) if math.isfinite(jump) else None,
         "area_range_cm2": [round(float(areas.min()), 3), round(float(areas.max()), 3)],
+        "fractional_area_change": round(fractional_area_change(areas), 4),
+        "length_ed_mm": round(float(ev.length_ed_mm), 2),
         "fit_dice_ed": ev.dice_ed,
         "fit_dice_mean": ev.dice_mean,
         "foreshortening_mm": ev.foreshortening_mm,
@@ -142,6 +163,7 @@ def assess(views: list[ViewEvidence], edv_ml: float | None, esv_ml: float | None
     """The ``quality`` block of report.json (level, score, reasons, per-view signals, plausibility)."""
     checks = _Checks()
     per_view = {ev.view: _view_quality(ev, checks) for ev in views}
+    agreement = _agreement(views, checks)
     if len(views) == 1:
         checks.flag(SINGLE_VIEW_BADNESS, f"one view only ({views[0].view}): the out-of-plane shape and the volumes "
                                          "rest on the shape prior")
@@ -149,7 +171,21 @@ def assess(views: list[ViewEvidence], edv_ml: float | None, esv_ml: float | None
     score = max(checks.badness, default=0.0)
     level: Level = "good" if score < 1.0 else "review" if score < 2.0 else "unreliable"
     return {"format": QUALITY_FORMAT, "level": level, "score": round(score, 4), "reasons": checks.reasons,
-            "views": per_view, "plausibility": plaus}
+            "views": per_view, "agreement": agreement, "plausibility": plaus}
+
+
+def _agreement(views: list[ViewEvidence], checks: _Checks) -> dict[str, Any]:
+    """Do the views describe one ventricle? Fractional area change and ED long-axis length across views
+    (a foreshortened, truncated or mis-segmented view disagrees with the others). Null with one view."""
+    if len(views) < 2:
+        return {"fac_disagreement": None, "length_disagreement": None}
+    fac = max_pairwise_spread([fractional_area_change(np.asarray(v.areas_cm2)) for v in views], relative=False)
+    length = max_pairwise_spread([v.length_ed_mm for v in views], relative=True)
+    checks.signal("fac_disagreement", fac, "views", "largest difference in fractional area change between views")
+    checks.signal("length_disagreement", length, "views", "largest relative difference in ED long-axis length "
+                                                          "between views")
+    return {"fac_disagreement": round(fac, 4) if math.isfinite(fac) else None,
+            "length_disagreement": round(length, 4) if math.isfinite(length) else None}
 
 
 def thresholds_table() -> dict[str, dict[str, Any]]:

@@ -63,3 +63,33 @@ def max_area_jump(areas: NDArray[np.floating]) -> float:
         return 0.0
     med = float(np.median(a))
     return float(np.max(np.abs(np.diff(a))) / med) if med > 0 else float("inf")
+
+
+def long_axis_length_mm(mask: NDArray[np.integer], spacing_mm: tuple[float, float]) -> float:
+    """Extent (mm) of one mask (H, W) along its principal axis: the LV length in an apical view (0 if empty)."""
+    rows, cols = np.nonzero(np.asarray(mask))
+    if rows.size < 3:
+        return 0.0
+    pts = np.stack([rows * spacing_mm[0], cols * spacing_mm[1]], axis=1).astype(np.float64)
+    pts -= pts.mean(axis=0)
+    axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
+    proj = pts @ axis
+    return float(proj.max() - proj.min())
+
+
+def fractional_area_change(areas: NDArray[np.floating]) -> float:
+    """(max − min) / max of an area curve (0 for an empty curve)."""
+    a = np.asarray(areas, dtype=np.float64)
+    top = float(a.max()) if a.size else 0.0
+    return (top - float(a.min())) / top if top > 0 else 0.0
+
+
+def max_pairwise_spread(values: list[float], relative: bool) -> float:
+    """Largest difference between two of ``values`` (divided by their mean when ``relative``); 0 for < 2 values."""
+    if len(values) < 2:
+        return 0.0
+    spread = max(values) - min(values)
+    if not relative:
+        return float(spread)
+    mean = float(np.mean(values))
+    return float(spread / mean) if mean > 0 else float("inf")

@@ -32,6 +32,8 @@ def quality(
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(1, "--threads", min=1),
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for quality-*.json and .md."),
+    rescore: Path | None = typer.Option(None, "--rescore", help="Re-score a finished run's JSON with the current "
+                                        "thresholds (no reconstruction); writes <name>-rescored.json/.md."),
 ) -> None:
     """Reconstruct corrupted-mask and synthetic B-mode cases; AUC and confusion of the quality level vs EF error."""
     with user_errors():
@@ -39,8 +41,20 @@ def quality(
 
         from models.cohort.splits import frozen_test_seeds
         from models.errors import ErrorCode, InputError
-        from models.quality.bench import SETS, quality_markdown, run_quality_bench
+        from models.quality.bench import SETS, quality_markdown, run_quality_bench, score_row, summarise
         from models.segment.lazy import LazySegmenter
+
+        if rescore is not None:  # a finished run's JSON, or the .jsonl of rows an unfinished run left
+            text = rescore.read_text()
+            doc = {"rows": [json.loads(line) for line in text.splitlines() if line.strip()]} \
+                if rescore.suffix == ".jsonl" else json.loads(text)
+            doc["rows"] = [score_row(r) for r in doc["rows"]]
+            doc["summary"] = summarise(doc["rows"])
+            target = rescore.with_name(rescore.stem + "-rescored")
+            target.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+            target.with_suffix(".md").write_text(quality_markdown(doc))
+            typer.echo(quality_markdown(doc))
+            return
 
         chosen = [s.strip() for s in sets.split(",") if s.strip()]
         if not chosen or any(s not in SETS for s in chosen):
@@ -54,7 +68,14 @@ def quality(
             raise InputError(str(exc), code=ErrorCode.VALIDATION_FAILED, field="n") from exc
         seg = LazySegmenter(segmenter, device) if "bmode" in chosen else None
 
+        out.mkdir(parents=True, exist_ok=True)
+        tag = f"quality-{profile}-{'+'.join(chosen)}-n{n}"
+        partial = out / f"{tag}.jsonl"
+        partial.write_text("")
+
         def progress(row: dict[str, object]) -> None:
+            with partial.open("a") as f:
+                f.write(json.dumps(row, default=float) + "\n")
             if "error" in row:
                 typer.echo(f"{row['set']} {row['case']}: refused ({row['error']})", err=True)
             else:
@@ -68,8 +89,6 @@ def quality(
         doc["wall_s"] = time.perf_counter() - start
         doc["segmenter"] = None if seg is None else seg.name
         doc["seeds"] = {k: seeds[k] for k in chosen}
-        out.mkdir(parents=True, exist_ok=True)
-        tag = f"quality-{profile}-{'+'.join(chosen)}-n{n}"
         md = quality_markdown(doc)
         (out / f"{tag}.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
         (out / f"{tag}.md").write_text(md)
