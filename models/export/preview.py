@@ -112,10 +112,11 @@ def preview_png_bytes(result: ReconResult, quality: dict[str, Any] | None = None
         fontsize=12,
     )
     if quality is not None:
-        reasons = "; ".join(quality.get("reasons", [])[:2])
-        fig.text(0.5, 0.995, f"quality: {quality['level'].upper()} (score {quality['score']:.2f})"
-                 + (f"  —  {reasons[:140]}" if reasons else ""), ha="center", va="top", fontsize=10,
-                 color=QUALITY_RGB.get(quality["level"], "black"), weight="bold")
+        reasons = quality.get("reasons", [])
+        first = f"  —  {reasons[0][:100]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "") \
+            if reasons else ""
+        fig.text(0.5, 0.999, f"quality: {quality['level'].upper()} (score {quality['score']:.2f}){first}",
+                 ha="center", va="top", fontsize=9, color=QUALITY_RGB.get(quality["level"], "black"), weight="bold")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()

@@ -273,6 +273,8 @@ def build_report(result: ReconResult, study_info: dict[str, Any], quality: dict[
         raise ModelError("result frame times are not finite")
 
     warnings = [f"ingest: {w}" for w in ingest_warnings] + [str(w) for w in result.warnings]
+    if quality is not None and quality["level"] != "good":
+        warnings.append(f"quality gate: {quality['level']} ({len(quality['reasons'])} reason(s) in quality.reasons)")
     volumes = [_finite_or_none(v, f"volumes_ml[{i}]", warnings) for i, v in enumerate(vols.tolist())]
     _check_mesh_volumes(verts, faces, vols, warnings)
     watertight = is_watertight(Mesh(verts[0], faces)) if len(faces) else False

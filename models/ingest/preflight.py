@@ -100,7 +100,7 @@ def dicom_facts(datasets: Sequence[tuple[Any, FileOptions]]) -> list[SourceFacts
         view = opts.view or dicom_view(ds)[0]
         spacing = opts.pixel_spacing_mm is not None or (
             ultrasound_spacing(ds, int(ds.Rows), int(ds.Columns), label).spacing_mm is not None)
-        fps = opts.fps is not None or len(group) > 1 or cine_timing(ds, n, label).fps is not None
+        fps = opts.fps is not None or cine_timing(ds, n, label).fps is not None
         out.append(SourceFacts(label, view, spacing, fps, n))
     return out
 
