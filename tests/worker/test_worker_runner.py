@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_testkit import ApiHarness, broken_study_zip_bytes, embedded_settings, worker_context
@@ -150,3 +151,25 @@ def test_missing_required_outputs_is_a_model_error(tmp_path: Path):
     (tmp_path / "mesh.glb").write_bytes(b"glTF")
     with pytest.raises(ModelError):
         package_outputs(tmp_path, {})
+
+
+def test_the_segmenter_setting_reaches_b_mode_jobs(api_factory: Any, tmp_path: Path):
+    """ECHO4D_SEGMENTER names the workers' segmenter: a site model that is not there fails a B-mode job at ingest
+    with checkpoint_invalid (the shipped default is exercised by the end-to-end tests)."""
+    import json
+
+    import numpy as np
+
+    api = api_factory(embedded_settings(tmp_path / "var", segmenter=tmp_path / "site_model.pt"))
+    frames = io.BytesIO()
+    np.save(frames, np.random.default_rng(0).integers(0, 255, (4, 32, 32), dtype=np.uint8))
+    manifest = {"view": "A4C", "pixel_spacing_mm": [0.5, 0.5], "fps": 25, "kind": "images"}
+    r = api.client.post("/v1/studies", files={"files": ("a4c.npy", frames.getvalue(), "application/octet-stream")},
+                        data={"manifest": json.dumps(manifest)}, headers=api.auth())
+    assert r.status_code == 202, r.text
+    ctx = worker_context(api.services)
+    assert run_job(ctx, r.json()["id"]) is Outcome.FAILED
+    job = api.client.get(r.headers["location"], headers=api.auth()).json()
+    assert (job["stage"], job["error"]["code"]) == ("ingest", "checkpoint_invalid")
+    assert "site_model.pt" in job["error"]["detail"]
+    assert ctx.models.segmenter() is ctx.models.segmenter()  # one per process
