@@ -112,16 +112,26 @@ def test_soft_deadline_stops_at_the_next_boundary(api: ApiHarness, make_study_zi
 def test_inputs_of_files_kind_come_back_under_their_client_names(api: ApiHarness, tmp_path: Path):
     from worker.pipeline import fetch_inputs
 
-    files = [("files", ("a4c clip.npy", b"one", "application/octet-stream")),
-             ("files", ("../../etc/passwd.npy", b"two", "application/octet-stream")),
-             ("files", ("a4c clip.npy", b"three", "application/octet-stream"))]
-    r = api.client.post("/v1/studies", files=files, data={"manifest": '{"x": 1}'}, headers=api.auth())
+    import json
+
+    import numpy as np
+
+    raw = []
+    for k in range(3):
+        buf = io.BytesIO()
+        np.save(buf, np.full((2 + k, 8, 8), k, np.uint8))
+        raw.append(buf.getvalue())
+    files = [("files", ("a4c clip.npy", raw[0], "application/octet-stream")),
+             ("files", ("../../etc/passwd.npy", raw[1], "application/octet-stream")),
+             ("files", ("a4c clip.npy", raw[2], "application/octet-stream"))]
+    doc = {"view": "A4C", "pixel_spacing_mm": [0.5, 0.5], "fps": 30}
+    r = api.client.post("/v1/studies", files=files, data={"manifest": json.dumps(doc)}, headers=api.auth())
     job = api.services.jobs.get(r.json()["id"])
     assert job is not None
     paths, manifest = fetch_inputs(api.services.store, job.id, job.input_kind, list(job.input_keys), tmp_path)
     assert [p.name for p in paths] == ["a4c clip.npy", "passwd.npy", "0002.npy"]
-    assert [p.read_bytes() for p in paths] == [b"one", b"two", b"three"]
-    assert manifest == {"x": 1}
+    assert [p.read_bytes() for p in paths] == raw
+    assert manifest == doc
     assert all(p.parent == tmp_path for p in paths)
 
 
