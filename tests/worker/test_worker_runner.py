@@ -110,11 +110,11 @@ def test_soft_deadline_stops_at_the_next_boundary(api: ApiHarness, make_study_zi
 
 
 def test_inputs_of_files_kind_come_back_under_their_client_names(api: ApiHarness, tmp_path: Path):
-    from worker.pipeline import fetch_inputs
-
     import json
 
     import numpy as np
+
+    from worker.pipeline import fetch_inputs
 
     raw = []
     for k in range(3):
