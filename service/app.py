@@ -57,7 +57,8 @@ def _start_background(app: FastAPI, services: Services) -> list[Any]:
         from worker.runner import WorkerContext
 
         ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
-                            models=ModelCache(settings.device, settings.prior_checkpoint), webhooks=webhooks,
+                            models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
+                            webhooks=webhooks,
                             worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded",
                             scratch_dir=settings.resolved_scratch_dir)
         app.state.worker_context = ctx

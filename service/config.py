@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     prior_checkpoint: Path | None = Field(
         default=None, description="Shape prior checkpoint for the workers; default: the one shipped in the package.",
     )
+    segmenter: Path | None = Field(
+        default=None, description="B-mode LV segmenter for the workers (an echo4d checkpoint, TorchScript or .pt2 "
+        "file: a site's model); default: the one shipped in the package. Loaded once per worker process.",
+    )
     device: str = Field(default="auto", description="torch device for reconstruction: auto, cpu, cuda, cuda:N.")
     default_profile: Literal["default", "paper", "smoke"] = Field(
         default="default", description="Reconstruction profile used when a submission names none.",
@@ -135,8 +139,9 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines).")
 
     @field_validator("database_url", "broker_url", "public_base_url", "s3_public_endpoint", "store_dir",
-                     "scratch_dir", "prior_checkpoint", "metrics_multiproc_dir", "broker_visibility_timeout_s",
-                     "webhook_secret", "dicom_push_host", "dicom_stow_url", "dicom_stow_token", mode="before")
+                     "scratch_dir", "prior_checkpoint", "segmenter", "metrics_multiproc_dir",
+                     "broker_visibility_timeout_s", "webhook_secret", "dicom_push_host", "dicom_stow_url",
+                     "dicom_stow_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``ECHO4D_BROKER_URL=`` means unset (embedded), not a broker at the empty URL."""

@@ -87,6 +87,9 @@ class JobOut(BaseModel):
     finished_at: datetime | None = None
     error: Problem | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+    quality: dict[str, Any] | None = Field(
+        None, description="The quality gate of a succeeded job: level (good | review | unreliable), score, reasons "
+                          "(see docs/report-schema.md); also in summary.quality")
     stage_timings_s: dict[str, float] = Field(default_factory=dict)
     artifacts: dict[str, ArtifactLink] = Field(default_factory=dict)
     links: dict[str, str] = Field(default_factory=dict)
@@ -128,6 +131,7 @@ def job_out(job: Job) -> JobOut:
         input_kind=job.input_kind, attempts=job.attempts, max_attempts=job.max_attempts,
         cancel_requested=job.cancel_requested, created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at, error=error, summary=dict(job.summary or {}),
+        quality=(job.summary or {}).get("quality"),
         stage_timings_s={k: float(v) for k, v in (job.stage_timings or {}).items()}, artifacts=artifacts,
         links=links, webhook=job.webhook_state,
     )

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 from uuid import uuid4
 
 import structlog
@@ -45,6 +45,15 @@ class NewSubmission:
     callback_url: str | None = None
     idempotency_key: str | None = None
     sidecars: dict[str, Any] = field(default_factory=dict)  # small JSON documents stored beside the inputs
+    retry_failed: bool = False  # a failed/cancelled job under the same key is replaced by a new one (PACS retries)
+
+
+class Submitted(NamedTuple):
+    """What :func:`submit` did: the job, whether it was created now, and the failed/cancelled job it replaces."""
+
+    job: Job
+    created: bool
+    replaces: str | None = None
 
 
 def sha256_of(stream: BinaryIO) -> str:
@@ -117,14 +126,23 @@ def _delete_inputs(services: Services, job_id: str) -> None:
         log.warning("input_cleanup_failed", job_id=job_id)
 
 
-def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job, bool]:
-    """Store inputs, insert the job, enqueue it. Returns (job, created); an idempotent replay is (job, False)."""
+_RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+def submit(services: Services, tenant_id: str, sub: NewSubmission) -> Submitted:
+    """Store inputs, insert the job, enqueue it. An idempotent replay is (job, created=False); with
+    ``sub.retry_failed`` a failed or cancelled job under the same key is not replayed: its key is released and a
+    new job is created (``replaces`` names the old one)."""
     body_hash = fingerprint(sub)
     jobs = services.jobs
+    replaces = None
     if sub.idempotency_key is not None:
         existing = jobs.find_by_idempotency(tenant_id, sub.idempotency_key)
-        if existing is not None:
-            return _same_or_conflict(existing, body_hash), False
+        if existing is not None and sub.retry_failed and existing.status in _RETRYABLE:
+            jobs.release_idempotency_key(existing.id, sub.idempotency_key)  # False: a concurrent retry freed it
+            replaces = existing.id
+        elif existing is not None:
+            return Submitted(_same_or_conflict(existing, body_hash), False)
 
     job_id = str(uuid4())
     keys, total = _store_inputs(services, sub, job_id)
@@ -138,7 +156,7 @@ def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job,
         raise
     if not created:  # lost a race with a concurrent request carrying the same key
         _delete_inputs(services, job_id)
-        return _same_or_conflict(job, body_hash), False
+        return Submitted(_same_or_conflict(job, body_hash), False)
 
     services.metrics.jobs_submitted.labels(sub.kind).inc()
     services.metrics.upload_bytes.inc(job.input_bytes)
@@ -147,5 +165,6 @@ def submit(services: Services, tenant_id: str, sub: NewSubmission) -> tuple[Job,
         jobs.mark_enqueued(job_id)
     except TransientError:
         log.warning("enqueue_deferred", job_id=job_id, reason="broker unreachable; the reconciler will enqueue it")
-    log.info("job_submitted", job_id=job_id, kind=sub.kind, profile=sub.profile, input_bytes=job.input_bytes)
-    return jobs.get(job_id) or job, True
+    log.info("job_submitted", job_id=job_id, kind=sub.kind, profile=sub.profile, input_bytes=job.input_bytes,
+             replaces=replaces)
+    return Submitted(jobs.get(job_id) or job, True, replaces)

@@ -17,18 +17,20 @@ log = structlog.get_logger(__name__)
 
 
 class ModelCache:
-    def __init__(self, device: str = "auto", checkpoint: Path | None = None) -> None:
+    def __init__(self, device: str = "auto", checkpoint: Path | None = None, segmenter: Path | None = None) -> None:
         self._device_name = device
         self._checkpoint = checkpoint
+        self._segmenter_path = segmenter
         self._device: Any = None
         self._prior: Any = None
+        self._segmenter: Any = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.loads = 0  # how many times weights were read from disk in this process
 
     def _check_process(self) -> None:
         if os.getpid() != self._pid:  # forked after loading: start over in the child
-            self._device = self._prior = None
+            self._device = self._prior = self._segmenter = None
             self._pid = os.getpid()
 
     def device(self) -> Any:
@@ -59,3 +61,16 @@ class ModelCache:
                 self.loads += 1
                 log.info("prior_loaded", device=str(device))
             return self._prior
+
+    def segmenter(self) -> Any:
+        """The B-mode segmenter (``segmenter`` path, else the shipped checkpoint) on :meth:`device`, as a
+        :class:`~models.segment.lazy.LazySegmenter`: one per process, its weights read once, on the first
+        B-mode view (studies made of masks never load it)."""
+        device = self.device()
+        with self._lock:
+            self._check_process()
+            if self._segmenter is None:
+                from models.segment.lazy import LazySegmenter
+
+                self._segmenter = LazySegmenter(self._segmenter_path, str(device))
+            return self._segmenter

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.errors import Echo4DError, ErrorCode, InputError, ModelError
+from models.errors import Echo4DError, ErrorCode, ModelError
 from models.study import Study
 from service.schemas import ARTIFACTS
 from service.storage import ObjectStore, input_key, output_key
@@ -37,18 +37,16 @@ class PipelineResult:
 
 
 # ----------------------------------------------------------------------------- the model calls
-def ingest(paths: list[Path], kind: str, manifest: dict[str, Any] | None) -> Study:
-    """Inputs on disk → a validated :class:`Study` (study bundle zip, or anything models.ingest reads)."""
+def ingest(paths: list[Path], kind: str, manifest: dict[str, Any] | None, models: ModelCache) -> Study:
+    """Inputs on disk → a validated :class:`Study` (study bundle zip, or anything models.ingest reads;
+    B-mode views are segmented by the worker's segmenter, loaded once per process on first use)."""
     if kind == "bundle":
         from models.study import load_study
 
         return load_study(paths[0])
-    try:
-        from models.ingest import load_any
-    except ImportError:
-        raise InputError("this server cannot read DICOM, video or image inputs yet; send a study bundle zip",
-                         code=ErrorCode.UNSUPPORTED_FORMAT, field="files") from None
-    study: Study = load_any(paths, manifest)
+    from models.ingest import load_any
+
+    study: Study = load_any(paths, manifest, segmenter=models.segmenter())
     return study
 
 
@@ -65,11 +63,12 @@ def reconstruct(study: Study, profile: str, models: ModelCache, progress: Callab
                              should_stop=should_stop)
 
 
-def export(result: Any, out_dir: Path, study_info: dict[str, Any]) -> dict[str, Path]:
-    """Write report.json, mesh.glb, meshes/, ed.ply, es.ply, preview.png into ``out_dir``."""
+def export(result: Any, out_dir: Path, study_info: dict[str, Any], study: Study) -> dict[str, Path]:
+    """Write report.json (with the quality gate and the ingest warnings), mesh.glb, meshes/, ed.ply,
+    es.ply, preview.png into ``out_dir``."""
     from models.export.writer import write_outputs
 
-    files: dict[str, Path] = write_outputs(result, out_dir, study_info)
+    files: dict[str, Path] = write_outputs(result, out_dir, study_info, study)
     return files
 
 
@@ -142,15 +141,18 @@ def upload_outputs(store: ObjectStore, job_id: str, files: dict[str, Path]) -> d
     return artifacts
 
 
-def summarize(result: Any, study: Study) -> dict[str, Any]:
-    """Headline numbers for the job resource (no patient values)."""
+def summarize(result: Any, study: Study, report: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers, warnings and the quality level (with its reasons) for the job resource (no patient
+    values); ``report`` is the report.json document just written."""
     def num(x: Any) -> float | None:
         v = float(x)
         return round(v, 3) if math.isfinite(v) else None
 
+    quality = report.get("quality") or {}
     return {"edv_ml": num(result.edv_ml), "esv_ml": num(result.esv_ml), "sv_ml": num(result.sv_ml),
             "ef_percent": num(result.ef_percent), "n_frames": int(result.n_frames), "views": study.view_names,
-            "warnings": list(result.warnings)[:20]}
+            "warnings": list(report.get("warnings", []))[:20],
+            "quality": {k: quality[k] for k in ("level", "score", "reasons") if k in quality} or None}
 
 
 def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, workdir: Path) -> PipelineResult:
@@ -159,7 +161,7 @@ def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, wo
     with control.stage("fetch"):
         paths, manifest = fetch_inputs(store, claim.job_id, claim.input_kind, claim.input_keys, workdir / "in")
     with control.stage("ingest"):
-        study = ingest(paths, claim.input_kind, manifest)
+        study = ingest(paths, claim.input_kind, manifest, models)
     with control.stage("reconstruct"):
         try:
             result = reconstruct(study, claim.profile, models, control.progress, control.should_stop)
@@ -171,9 +173,10 @@ def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, wo
         info = {"job_id": claim.job_id, "profile": claim.profile, "input_kind": claim.input_kind,
                 "views": study.view_names}
         out_dir = workdir / "out"
-        files = export(result, out_dir, info)
+        files = export(result, out_dir, info, study)
         files |= export_dicom(result, paths, out_dir, claim.job_id, files.get("preview.png"))
         files = package_outputs(out_dir, files)
+        report = json.loads(files["report.json"].read_text())
     with control.stage("upload"):
         artifacts = upload_outputs(store, claim.job_id, files)
-    return PipelineResult(artifacts, summarize(result, study), files)
+    return PipelineResult(artifacts, summarize(result, study, report), files)

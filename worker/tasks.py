@@ -55,7 +55,7 @@ def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerCo
     sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind
     return WorkerContext(
         settings=settings, jobs=services.jobs, store=services.store, metrics=m,
-        models=ModelCache(settings.device, settings.prior_checkpoint),
+        models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
         worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, services.jobs, m),
         scratch_dir=settings.resolved_scratch_dir,
     )

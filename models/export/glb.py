@@ -112,9 +112,11 @@ class _BlobBuilder:
 
 
 def glb_bytes(
-    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64]
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64],
+    quality: dict[str, Any] | None = None,
 ) -> bytes:
-    """The GLB file content for vertices (T, N, 3) mm, faces (F, 3) and frame times (T,) s; written in metres."""
+    """The GLB file content for vertices (T, N, 3) mm, faces (F, 3) and frame times (T,) s; written in metres;
+    ``quality`` (``{"level": ..., "score": ...}``) goes into ``asset.extras.quality``."""
     v_mm, f, times = check_sequence(vertices, faces, frame_times_s)
     v = v_mm * METRES_PER_MM
     n_frames = v.shape[0]
@@ -149,7 +151,8 @@ def glb_bytes(
         asset=pygltflib.Asset(
             version="2.0",
             generator=GENERATOR,
-            extras={"units": "m", "coordinate_frame": "echo4d-canonical-lv", "frame_times_s": times.tolist()},
+            extras={"units": "m", "coordinate_frame": "echo4d-canonical-lv", "frame_times_s": times.tolist(),
+                    **({"quality": dict(quality)} if quality is not None else {})},
         ),
         scene=0,
         scenes=[pygltflib.Scene(nodes=[0], name="echo4d")],
@@ -191,8 +194,9 @@ def glb_bytes(
 
 
 def write_glb(
-    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64], path: Path
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64], path: Path,
+    quality: dict[str, Any] | None = None,
 ) -> Path:
     """Write the animated GLB of a mesh sequence (vertices (T, N, 3) mm, faces (F, 3), times (T,) s)
     to ``path`` atomically; returns ``path``."""
-    return atomic_write_bytes(Path(path), glb_bytes(vertices, faces, frame_times_s))
+    return atomic_write_bytes(Path(path), glb_bytes(vertices, faces, frame_times_s, quality))

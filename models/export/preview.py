@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -68,8 +68,11 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.1f} {unit}" if math.isfinite(value) else "n/a"
 
 
-def preview_png_bytes(result: ReconResult) -> bytes:
-    """The preview image (PNG bytes) of a reconstruction."""
+QUALITY_RGB: Final[dict[str, str]] = {"good": "tab:green", "review": "tab:orange", "unreliable": "tab:red"}
+
+
+def preview_png_bytes(result: ReconResult, quality: dict[str, Any] | None = None) -> bytes:
+    """The preview image (PNG bytes) of a reconstruction; ``quality`` adds its level (and first reasons)."""
     verts = np.asarray(result.vertices, dtype=np.float64)
     faces = np.asarray(result.faces, dtype=np.int64)
     ed, es = int(result.ed_frame), int(result.es_frame)
@@ -108,15 +111,21 @@ def preview_png_bytes(result: ReconResult) -> bytes:
         f"EDV {_fmt(result.edv_ml, 'mL')}   ESV {_fmt(result.esv_ml, 'mL')}   EF {_fmt(result.ef_percent, '%')}",
         fontsize=12,
     )
+    if quality is not None:
+        reasons = quality.get("reasons", [])
+        first = f"  —  {reasons[0][:100]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "") \
+            if reasons else ""
+        fig.text(0.5, 0.999, f"quality: {quality['level'].upper()} (score {quality['score']:.2f}){first}",
+                 ha="center", va="top", fontsize=9, color=QUALITY_RGB.get(quality["level"], "black"), weight="bold")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
-def render_preview(result: ReconResult, path: Path) -> Path:
+def render_preview(result: ReconResult, path: Path, quality: dict[str, Any] | None = None) -> Path:
     """Write ``preview.png`` (mesh at ED and ES in the A4C/A2C planes and the volume curve
-    with ED/ES marked, EDV/ESV/EF in the title) atomically; returns ``path``."""
-    return atomic_write_bytes(Path(path), preview_png_bytes(result))
+    with ED/ES marked, EDV/ESV/EF in the title, the quality level on top) atomically; returns ``path``."""
+    return atomic_write_bytes(Path(path), preview_png_bytes(result, quality))
 
 
 def _share_limits(axes: list[Axes], frames: NDArray[np.float64], views: tuple[str, ...]) -> None:

@@ -112,6 +112,51 @@ class Units(_Strict):
     )
 
 
+class ViewQuality(_Strict):
+    """Quality signals of one view (see docs/report-schema.md for their definitions and limits)."""
+
+    mask_source: Literal["segmenter", "masks supplied"]
+    segmentation_confidence: Fraction | None = Field(
+        description="Mean |2p-1| over the segmenter's candidate region (p > 0.1); null when masks were supplied")
+    area_roughness: NonNegativeFloat | None = Field(
+        description="max |A_t - (A_t-1 + A_t+1)/2| / median(A) of the input masks' area curve")
+    max_area_jump: NonNegativeFloat | None = Field(description="max |A_t+1 - A_t| / median(A)")
+    area_range_cm2: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
+    fractional_area_change: Fraction = Field(description="(max - min) / max of the area curve")
+    length_ed_mm: NonNegativeFloat = Field(description="LV long-axis length at the largest-area frame")
+    fit_dice_ed: Fraction | None
+    fit_dice_mean: Fraction | None
+    foreshortening_mm: NonNegativeFloat | None = Field(description="null where the fit did not estimate it")
+
+
+class Plausibility(_Strict):
+    """Physiological plausibility of the volumes (null entries: not assessed, e.g. 3D only)."""
+
+    assessed: bool
+    ed_greater_than_es: bool | None
+    ef_in_range: bool | None
+
+
+class Agreement(_Strict):
+    """Do the views describe one ventricle? (null with one view)"""
+
+    fac_disagreement: NonNegativeFloat | None = Field(description="max |FAC_i - FAC_j| over view pairs")
+    length_disagreement: NonNegativeFloat | None = Field(
+        description="max |L_i - L_j| / mean(L) of the ED long-axis lengths over view pairs")
+
+
+class QualityReport(_Strict):
+    """The quality gate: a level computed from measured signals with documented thresholds."""
+
+    format: Literal["echo4d-quality/1"]
+    level: Literal["good", "review", "unreliable"]
+    score: NonNegativeFloat = Field(description="max badness over the checks: < 1 good, < 2 review, else unreliable")
+    reasons: list[str]
+    views: dict[str, ViewQuality]
+    agreement: Agreement
+    plausibility: Plausibility
+
+
 class Report(_Strict):
     """``report.json`` of one study, schema ``echo4d-report/1``."""
 
@@ -131,6 +176,7 @@ class Report(_Strict):
     model: ModelInfo
     study: dict[str, JsonValue] = Field(description="Non-identifying study facts from the caller")
     warnings: list[str]
+    quality: QualityReport | None = Field(default=None, description="null when no study was given to the exporter")
     units: Units
     extras: dict[str, JsonValue] = Field(default_factory=dict)
     artifacts: list[Artifact] = Field(default_factory=list)
@@ -205,11 +251,14 @@ def find_non_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
-def build_report(result: ReconResult, study_info: dict[str, Any]) -> dict[str, Any]:
+def build_report(result: ReconResult, study_info: dict[str, Any], quality: dict[str, Any] | None = None,
+                 ingest_warnings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """The ``echo4d-report/1`` document (a JSON-ready dict, already validated) of ``result``.
 
     ``study_info`` holds non-identifying study facts (views used, fps, source format, study
     id assigned by the service, ...); it is copied into ``study`` after JSON sanitising.
+    ``quality`` is the block of :func:`models.quality.assess_reconstruction`; ``ingest_warnings``
+    come first in ``warnings`` (prefixed ``ingest:``).
     """
     verts = np.asarray(result.vertices, dtype=np.float64)
     faces = np.asarray(result.faces, dtype=np.int64)
@@ -223,7 +272,9 @@ def build_report(result: ReconResult, study_info: dict[str, Any]) -> dict[str, A
     if not np.isfinite(times).all():
         raise ModelError("result frame times are not finite")
 
-    warnings = [str(w) for w in result.warnings]
+    warnings = [f"ingest: {w}" for w in ingest_warnings] + [str(w) for w in result.warnings]
+    if quality is not None and quality["level"] != "good":
+        warnings.append(f"quality gate: {quality['level']} ({len(quality['reasons'])} reason(s) in quality.reasons)")
     volumes = [_finite_or_none(v, f"volumes_ml[{i}]", warnings) for i, v in enumerate(vols.tolist())]
     _check_mesh_volumes(verts, faces, vols, warnings)
     watertight = is_watertight(Mesh(verts[0], faces)) if len(faces) else False
@@ -259,6 +310,7 @@ def build_report(result: ReconResult, study_info: dict[str, Any]) -> dict[str, A
         "model": model,
         "study": _jsonable(dict(study_info), "study", warnings),
         "warnings": warnings,
+        "quality": quality,
         "units": Units.model_validate({}).model_dump(),
         "extras": _report_extras(result.extras, warnings),
         "artifacts": [],

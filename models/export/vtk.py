@@ -5,7 +5,9 @@ triangles (``Polys``: Int64 connectivity and offsets) and two point arrays: the 
 from frame 0 (ED) as a vector and its magnitude, both in mm. Arrays are inline base64
 "binary" with an UInt64 byte-count header (VTK's XML format, little endian, uncompressed),
 so no VTK installation is needed to write them. ``meshes.pvd`` lists the frames with their
-times in seconds; open it in ParaView to play the cycle.
+times in seconds; open it in ParaView to play the cycle. With a quality assessment, every
+frame's ``FieldData`` also holds ``QualityLevel`` (Int32: 0 good, 1 review, 2 unreliable) and
+``QualityScore`` (Float64, the score behind the level; see docs/report-schema.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from models.export.atomic import atomic_write_bytes
 from models.export.glb import check_sequence
 
 PVD_NAME: Final[str] = "meshes.pvd"
+QUALITY_LEVEL_CODES: Final[dict[str, int]] = {"good": 0, "review": 1, "unreliable": 2}
 FRAME_FILE_RE: Final[re.Pattern[str]] = re.compile(r"^frame_\d+\.vtp$")
 _VTK_TYPES: Final[dict[str, str]] = {
     "float32": "Float32",
@@ -62,14 +65,19 @@ def polydata_bytes(
     faces: NDArray[np.int64],
     point_data: dict[str, NDArray[np.float64]],
     time_s: float | None = None,
+    field_data: dict[str, NDArray[Any]] | None = None,
 ) -> bytes:
-    """One ``.vtp`` document: points (N, 3) mm, triangles (F, 3), point arrays (N,) or (N, k)."""
+    """One ``.vtp`` document: points (N, 3) mm, triangles (F, 3), point arrays (N,) or (N, k);
+    ``field_data``: one-tuple arrays (name → (1,) array) written beside ``TimeValue``."""
     root = vtk_file_element("PolyData")
     poly = ET.SubElement(root, "PolyData")
-    if time_s is not None:
+    fields = {**({"TimeValue": np.array([time_s], dtype=np.float64)} if time_s is not None else {}),
+              **(field_data or {})}
+    if fields:
         field = ET.SubElement(poly, "FieldData")
-        field.append(data_array_element("TimeValue", np.array([time_s], dtype=np.float64)))
-        field[-1].set("NumberOfTuples", "1")
+        for name, values in fields.items():
+            field.append(data_array_element(name, values))
+            field[-1].set("NumberOfTuples", "1")
     piece = ET.SubElement(
         poly,
         "Piece",
@@ -117,7 +125,8 @@ def frame_file_name(index: int, n_frames: int) -> str:
 
 
 def write_vtp_series(
-    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64], out_dir: Path
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], frame_times_s: NDArray[np.float64], out_dir: Path,
+    quality: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``frame_XXX.vtp`` per frame and ``meshes.pvd`` into ``out_dir`` (each file atomic);
     vertices (T, N, 3) mm, faces (F, 3), times (T,) s. Stale ``frame_*.vtp`` files from an
@@ -127,10 +136,13 @@ def write_vtp_series(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = [frame_file_name(k, len(v)) for k in range(len(v))]
+    field_data: dict[str, NDArray[Any]] | None = None if quality is None else {
+        "QualityLevel": np.array([QUALITY_LEVEL_CODES[quality["level"]]], dtype=np.int32),
+        "QualityScore": np.array([float(quality["score"])], dtype=np.float64)}
     for k, name in enumerate(names):
         disp = v[k] - v[0]
         data = {"displacement_from_ed_mm": np.linalg.norm(disp, axis=1), "displacement_vector_mm": disp}
-        atomic_write_bytes(out / name, polydata_bytes(v[k], f, data, float(times[k])))
+        atomic_write_bytes(out / name, polydata_bytes(v[k], f, data, float(times[k]), field_data))
     for stale in out.iterdir():
         if FRAME_FILE_RE.match(stale.name) and stale.name not in names:
             stale.unlink()

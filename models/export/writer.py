@@ -28,6 +28,7 @@ from models.export.preview import render_preview
 from models.export.report import build_report, dump_report_json, validate_report
 from models.export.vtk import PVD_NAME, write_vtp_series
 from models.recon.result import ReconResult
+from models.study import Study
 
 REPORT_NAME: Final[str] = "report.json"
 GLB_NAME: Final[str] = "mesh.glb"
@@ -38,26 +39,40 @@ PREVIEW_NAME: Final[str] = "preview.png"
 EXPORT_TIMING_KEY: Final[str] = "export"
 
 
-def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]) -> dict[str, Path]:
+def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any],
+                  study: Study | None = None) -> dict[str, Path]:
     """Write all outputs of ``result`` into ``out_dir``; returns {relative posix path: absolute path}
     for every file written (``report.json``, ``mesh.glb``, ``meshes/meshes.pvd``,
-    ``meshes/frame_XXX.vtp``..., ``ed.ply``, ``es.ply``, ``preview.png``)."""
+    ``meshes/frame_XXX.vtp``..., ``ed.ply``, ``es.ply``, ``preview.png``).
+
+    With the ``study`` it was reconstructed from, the report carries the quality gate
+    (``quality``; its level also goes into the GLB asset extras, the VTP field data and the
+    preview) and the ingest warnings of ``study.meta["ingest"]``."""
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(result, study_info)  # validates the result before anything is written
+    quality = None
+    ingest_warnings: list[str] = []
+    if study is not None:
+        from models.quality import assess_reconstruction
+
+        quality = assess_reconstruction(study, result)
+        ingest_warnings = [str(w) for w in (study.meta.get("ingest") or {}).get("warnings", [])]
+    report = build_report(result, study_info, quality, ingest_warnings)  # validates the result first
+    quality = report["quality"]
+    headline = None if quality is None else {"level": quality["level"], "score": quality["score"]}
     verts, faces, times = check_sequence(result.vertices, result.faces, result.frame_times_s)
 
     files: dict[str, Path] = {}
-    pvd = write_vtp_series(verts, faces, times, out / MESHES_DIR)
+    pvd = write_vtp_series(verts, faces, times, out / MESHES_DIR, headline)
     for vtp in sorted(p for p in pvd.parent.iterdir() if p.suffix == ".vtp"):
         files[f"{MESHES_DIR}/{vtp.name}"] = vtp
     files[f"{MESHES_DIR}/{PVD_NAME}"] = pvd
-    files[GLB_NAME] = write_glb(verts, faces, times, out / GLB_NAME)
+    files[GLB_NAME] = write_glb(verts, faces, times, out / GLB_NAME, headline)
     ed, es = int(result.ed_frame), int(result.es_frame)
     files[ED_PLY_NAME] = write_ply(verts[ed], faces, out / ED_PLY_NAME, comment=f"ED frame {ed}")
     files[ES_PLY_NAME] = write_ply(verts[es], faces, out / ES_PLY_NAME, comment=f"ES frame {es}")
-    files[PREVIEW_NAME] = render_preview(result, out / PREVIEW_NAME)
+    files[PREVIEW_NAME] = render_preview(result, out / PREVIEW_NAME, quality)
 
     report["artifacts"] = [_artifact(rel, path) for rel, path in files.items()]
     report["timings_s"][EXPORT_TIMING_KEY] = time.perf_counter() - start

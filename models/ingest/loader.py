@@ -32,6 +32,7 @@ from models.ingest.png import read_png_sequence
 from models.ingest.report import IngestReport
 from models.ingest.sniff import Format
 from models.ingest.video import read_video
+from models.quality.signals import segmentation_confidence
 from models.segment.protocol import Segmenter
 from models.study import Study, StudyLimits, ViewSequence, load_study, validate_masks, validate_spacing
 
@@ -185,14 +186,16 @@ def _masks_of(d: Decoded, view: str, segmenter: Segmenter | None, report: Ingest
         raise InputError(f"{where} holds B-mode images and no segmenter is configured; supply LV masks for this view "
                          "or configure a segmenter", code=ErrorCode.NO_SEGMENTER, field=f"views.{view}")
     images = blank_outside(d.frames, d.region)
-    masks = np.asarray(segmenter.segment(images))
-    if masks.shape != images.shape:
-        raise InputError(f"{where}: the segmenter returned {masks.shape} for frames {images.shape}",
+    probabilities = np.asarray(segmenter.probabilities(images))
+    if probabilities.shape != images.shape:
+        raise InputError(f"{where}: the segmenter returned {probabilities.shape} for frames {images.shape}",
                          code=ErrorCode.NO_SEGMENTER, field="segmenter")
+    masks = probabilities > 0.5
     d.source.segmenter = segmenter.name
+    d.source.extra["segmentation_confidence"] = round(segmentation_confidence(probabilities), 4)
     report.warn(f"{where}: LV masks were produced by the segmenter ({segmenter.name}); review the preview "
                 "before trusting measurements")
-    return clean_masks(masks > 0, where, report, strict=False, what="segmenter output")
+    return clean_masks(masks, where, report, strict=False, what="segmenter output")
 
 
 def _to_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:

@@ -29,7 +29,7 @@ _SPACE_TO_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3}
 _TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
-def _header(raw: bytes, where: str) -> Any:
+def nifti_header(raw: bytes, where: str) -> Any:
     import nibabel as nib
 
     for cls in (nib.Nifti1Header, nib.Nifti2Header):
@@ -40,7 +40,7 @@ def _header(raw: bytes, where: str) -> Any:
     raise InputError(f"{where} has an unreadable NIfTI header", code=ErrorCode.CORRUPT_FILE, field=where)
 
 
-def _check_header(hdr: Any, where: str, name: str, limits: StudyLimits) -> tuple[int, int, int]:
+def check_nifti_header(hdr: Any, where: str, name: str, limits: StudyLimits) -> tuple[int, int, int]:
     """(nx, ny, nt) of a 2D+t header, after checking rank and size against the limits."""
     shape = tuple(int(s) for s in hdr.get_data_shape())
     dims = list(shape)
@@ -79,7 +79,7 @@ def read_nifti(item: InputItem, options: FileOptions, source: SourceReport, limi
     where = source.label
     raw = item.data
     if item.fmt == Format.NIFTI_GZ:
-        _check_header(_header(gunzip_head(raw, 544), where), where, item.name, limits)  # before inflating
+        check_nifti_header(nifti_header(gunzip_head(raw, 544), where), where, item.name, limits)  # before inflating
         try:
             inflated = gunzip_limited(raw, max_file_bytes(limits))
         except (OSError, EOFError, zlib.error):
@@ -88,9 +88,9 @@ def read_nifti(item: InputItem, options: FileOptions, source: SourceReport, limi
         if inflated is None:
             raise InputError(f"{where} inflates beyond the size limits", code=ErrorCode.TOO_LARGE, field=item.name)
         raw = inflated
-    hdr = _header(raw, where)
+    hdr = nifti_header(raw, where)
     shape = tuple(int(s) for s in hdr.get_data_shape())
-    nx, ny, nt = _check_header(hdr, where, item.name, limits)
+    nx, ny, nt = check_nifti_header(hdr, where, item.name, limits)
     try:
         img = (nib.Nifti2Image if isinstance(hdr, nib.Nifti2Header) else nib.Nifti1Image).from_bytes(raw)
         data = np.asanyarray(img.dataobj)

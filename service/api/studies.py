@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 
 from models.errors import ErrorCode, InputError
+from models.ingest.preflight import preflight_files
 from service.api.deps import PrincipalDep, ServicesDep
 from service.errors import UnsupportedMediaType
 from service.schemas import JobOut, Problem, ProfileName, job_out
@@ -46,7 +48,9 @@ def _upload_size(upload: UploadFile) -> int:
     description=(
         "Multipart upload of either a study bundle (`file`: a zip holding `study.json` and one `.npy` mask cine "
         "per view) or `files` (DICOM, video, NIfTI, PNG or .npy masks) with an optional JSON `manifest`. "
-        "Only cheap checks happen here (size, type, archive safety, manifest); decoding happens in the worker. "
+        "Only cheap checks happen here (size, type, archive safety, manifest; from file headers and the manifest: "
+        "every source has a view, pixel spacing, frame timing and at least 2 frames, else 422); decoding happens "
+        "in the worker. "
         "Answers 202 with the job and a `Location` header. With an `Idempotency-Key` header, repeating the same "
         "request returns the same job (header `Idempotent-Replayed: true`); reusing the key for a different body "
         "is a 409."
@@ -93,9 +97,11 @@ def create_study(
             names.append(upload.filename or f"{i:04d}{ext}")
         kind = "dicom" if all(p.name.endswith(".dcm") for p in parts) else "files"
         doc = parse_manifest_field(manifest)
+        preflight_files([(Path(n.replace("\\", "/")).name, u.file) for n, u in zip(names, uploads, strict=True)],
+                        doc)
         sidecars = {"names.json": names, **({"manifest.json": doc} if doc is not None else {})}
         sub = NewSubmission(kind, parts, chosen_profile, callback, key, sidecars)
-    job, created = submit(services, principal.tenant_id, sub)
+    job, created, _ = submit(services, principal.tenant_id, sub)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -12,6 +12,7 @@ from service.cli import (
     bench,
     bench_api,
     bench_prior,
+    bench_quality,
     bench_recon,
     bench_segment,
     cohort,
@@ -35,4 +36,4 @@ for module in (cohort, prior, reconstruct, ingest, serve):
     module.register(app)
 app.add_typer(bench.bench_app, name="bench")
 # The bench modules register their commands on bench.bench_app when imported.
-_BENCH_MODULES = (bench_api, bench_prior, bench_recon, bench_segment)
+_BENCH_MODULES = (bench_api, bench_prior, bench_quality, bench_recon, bench_segment)

@@ -11,7 +11,7 @@ import typer
 from service.cli.common import user_errors
 
 
-def _parse_spacing(text: str | None) -> tuple[float, float] | None:
+def parse_spacing(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
     from models.errors import ErrorCode, InputError
@@ -61,7 +61,7 @@ def ingest_command(
         if kind is not None and kind not in ("auto", "masks", "images"):
             raise InputError(f"--kind must be auto, masks or images, got {kind!r}", code=ErrorCode.INVALID_MANIFEST,
                              field="--kind")
-        result = ingest(inputs, doc, view=view, spacing_mm=_parse_spacing(spacing), fps=fps, label=label,
+        result = ingest(inputs, doc, view=view, spacing_mm=parse_spacing(spacing), fps=fps, label=label,
                         kind=kind,  # type: ignore[arg-type]
                         segmenter=LazySegmenter(segmenter, device))
         manifest_path = save_study(result.study, out)

@@ -66,16 +66,19 @@ def parse_views(views: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def load_input(path: Path) -> Any:
-    """A :class:`models.study.Study` from a bundle, or from any format ``models.ingest`` reads."""
-    from models.study import load_study
+def load_input(path: Path, *, view: str | None = None, spacing: str | None = None, fps: float | None = None,
+               segmenter: Path | None = None, device: str = "cpu") -> Any:
+    """A :class:`models.study.Study` from a bundle, or from any format ``models.ingest`` reads (DICOM,
+    MP4/AVI, NIfTI, PNG folders, .npy). ``view``/``spacing``/``fps`` fill in what the container lacks
+    (the ingest manifest's defaults); B-mode is segmented by ``segmenter`` (default: the shipped one),
+    loaded only when a B-mode view needs it."""
+    from models.ingest import load_any
+    from models.segment.lazy import LazySegmenter
+    from service.cli.ingest import parse_spacing
 
-    try:
-        from models.ingest import load_any
-    except ImportError:
-        return load_study(path)
-    loaded = load_any(path)
-    return getattr(loaded, "study", loaded)
+    defaults: dict[str, Any] = {"view": view, "pixel_spacing_mm": parse_spacing(spacing), "fps": fps}
+    manifest = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items() if v is not None}
+    return load_any(path, manifest or None, segmenter=LazySegmenter(segmenter, device))
 
 
 def load_prior_for(prior_path: Path | None, device: Any) -> Any:
@@ -115,7 +118,7 @@ def run_reconstruction(study: Any, out: Path, *, device_name: str, views: str | 
     with stage_progress(show_progress) as progress:
         result = reconstruct_study(study, prior, config, device, progress=progress)
     info = {"views": list(config.views or study.view_names), "profile": profile, **study_info}
-    files = write_outputs(result, out, info)
+    files = write_outputs(result, out, info, study)
     return result, files
 
 
@@ -124,8 +127,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("reconstruct")
     def reconstruct(
-        study: Path = typer.Argument(..., help="Study bundle (directory or .zip), or any input `echo4d ingest` reads."),
+        study: Path = typer.Argument(..., help="Study bundle (directory or .zip), or any input `echo4d ingest` reads: "
+                                               "DICOM file/folder, MP4/AVI, NIfTI, PNG folder, .npy."),
         out: Path = typer.Option(..., "--out", help="Output folder (report.json, mesh.glb, meshes/, ...)."),
+        view: str | None = typer.Option(None, "--view", help="View of the input when the file does not say: "
+                                                             "A4C, A2C or A3C."),
+        fps: float | None = typer.Option(None, "--fps", help="Frame rate when the file does not say (overrides it)."),
+        spacing: str | None = typer.Option(None, "--spacing", help="Pixel spacing ROW_MM,COL_MM (or one number) "
+                                                                   "when the file does not say (overrides it)."),
+        segmenter: Path | None = typer.Option(None, "--segmenter", help="B-mode segmenter (default: "
+                                              "ECHO4D_SEGMENTER, else the shipped checkpoint)."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         views: str | None = typer.Option(None, "--views", help="Comma-separated subset, e.g. A4C,A2C."),
         profile: str = typer.Option("default", "--profile", help="default, paper or smoke."),
@@ -138,7 +149,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reconstruct a 4D LV mesh sequence from apical masks and write the outputs."""
         with user_errors():
-            data = load_input(study)
+            from service.config import Settings
+
+            data = load_input(study, view=view, spacing=spacing, fps=fps,
+                              segmenter=segmenter or Settings().segmenter, device=device)
             result, files = run_reconstruction(
                 data, out, device_name=device, views=views, profile=profile, frames=frames, prior_path=prior,
                 seed=seed, threads=threads, ed_only=ed_only, show_progress=not quiet,

@@ -92,6 +92,15 @@ class JobRepository:
                 raise
             return existing, False
 
+    def release_idempotency_key(self, job_id: str, key: str) -> bool:
+        """Free ``key`` held by the failed or cancelled job ``job_id`` so a retry can create a new job under it;
+        False when the job no longer holds it or is not failed/cancelled (a concurrent retry got there first)."""
+        done = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+        with transient_db(), self._sessions.begin() as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.idempotency_key == key, Job.status.in_(done))
+                            .values(idempotency_key=None, updated_at=utcnow()))
+            return bool(getattr(res, "rowcount", 0))
+
     def get(self, job_id: str, tenant_id: str | None = None) -> Job | None:
         with transient_db(), self._sessions() as s:
             job = s.get(Job, job_id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from service_testkit import ApiHarness, embedded_settings
 
@@ -189,9 +191,13 @@ def _zip_deflated(members: dict[str, bytes]) -> bytes:
 
 
 def test_files_upload_with_manifest_keeps_client_names_out_of_keys(api: ApiHarness):
-    files = [("files", ("SMITH^JOHN_a4c.npy", b"\x93NUMPY fake", "application/octet-stream")),
+    npy = io.BytesIO()
+    np.save(npy, np.zeros((3, 8, 8), np.uint8))
+    files = [("files", ("SMITH^JOHN_a4c.npy", npy.getvalue(), "application/octet-stream")),
              ("files", ("SMITH^JOHN_a2c.mp4", b"\0\0\0 ftypisom", "video/mp4"))]
-    r = api.client.post("/v1/studies", files=files, data={"manifest": '{"views": {}}'}, headers=api.auth())
+    manifest = {"pixel_spacing_mm": [0.5, 0.5], "fps": 30,
+                "files": {"SMITH^JOHN_a4c.npy": {"view": "A4C"}, "SMITH^JOHN_a2c.mp4": {"view": "A2C"}}}
+    r = api.client.post("/v1/studies", files=files, data={"manifest": json.dumps(manifest)}, headers=api.auth())
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     assert r.json()["input_kind"] == "files"

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
+from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from service_testkit import ApiHarness
 
+from service.api.dicomweb import RETRY_HEADER
+from service.db.jobs import JobError
+from service.db.models import JobStatus, utcnow
+
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 
 
-def dicom_bytes(study_uid: str, sop_uid: str, patient: str = "DOE^JANE") -> bytes:
+def dicom_bytes(study_uid: str, sop_uid: str, patient: str = "DOE^JANE", view: str | None = "A4C",
+                n_frames: int = 2) -> bytes:
+    """A US multi-frame instance; ``view`` goes into SeriesDescription (None: no view in the header)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -25,8 +34,11 @@ def dicom_bytes(study_uid: str, sop_uid: str, patient: str = "DOE^JANE") -> byte
     ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID = US_MULTIFRAME, sop_uid, study_uid
     ds.SeriesInstanceUID = "1.2.3." + str(uuid.uuid4().int)[:20]
     ds.PatientName, ds.PatientID, ds.Modality = patient, "MRN-123456", "US"
-    frames = np.zeros((2, 16, 16), dtype=np.uint8)
-    ds.NumberOfFrames, ds.Rows, ds.Columns = 2, 16, 16
+    if view is not None:
+        ds.SeriesDescription = view
+    ds.PixelSpacing, ds.FrameTime = [0.5, 0.5], 40.0
+    frames = np.zeros((n_frames, 16, 16), dtype=np.uint8)
+    ds.NumberOfFrames, ds.Rows, ds.Columns = n_frames, 16, 16
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PixelData = frames.tobytes()
@@ -133,3 +145,63 @@ def test_retrieve_url_is_absolute(api_factory, tmp_data_dir, base: str | None):
     assert url.startswith(base or "http://testserver/") and url.endswith(f"/v1/jobs/{url.rsplit('/', 1)[1]}")
     assert r.json()["00081199"]["Value"][0]["00081190"]["Value"][0] == url
     assert h.client.get(url.replace(base or "http://testserver", ""), headers=h.auth()).status_code == 200
+
+
+def _stow(api: ApiHarness, body: bytes, query: str = "") -> Any:
+    return api.client.post(f"/v1/dicomweb/studies{query}", content=body, headers={**api.auth(), "Content-Type": CTYPE})
+
+
+@pytest.mark.parametrize(("view", "n_frames", "code"), [(None, 2, "missing_view"), ("A4C", 1, "single_frame")])
+def test_an_unusable_study_is_422_at_post_and_makes_no_job(api: ApiHarness, view: str | None, n_frames: int,
+                                                            code: str):
+    r = _stow(api, related_body([("application/dicom", dicom_bytes(_uid(), _uid(), view=view, n_frames=n_frames))]))
+    assert r.status_code == 422 and r.json()["code"] == code, r.text
+    assert api.client.get("/v1/jobs", headers=api.auth()).json()["items"] == []
+    assert api.services.store.list_keys("inputs/") == []
+
+
+def test_the_view_query_names_the_view_the_header_lacks(api: ApiHarness):
+    r = _stow(api, related_body([("application/dicom", dicom_bytes(_uid(), _uid(), view=None))]), "?view=A2C")
+    assert r.status_code == 200, r.text
+    job_id = r.headers["location"].rsplit("/", 1)[-1]
+    manifest = b"".join(api.services.store.iter_bytes(f"inputs/{job_id}/manifest.json"))
+    assert json.loads(manifest) == {"view": "A2C"}
+    assert _stow(api, b"", "?view=PLAX").status_code == 422
+
+
+def _end(api: ApiHarness, job_id: str, how: str) -> None:
+    jobs = api.services.jobs
+    if how == "cancelled":
+        assert api.client.post(f"/v1/jobs/{job_id}/cancel", headers=api.auth()).json()["status"] == "cancelled"
+        return
+    now = utcnow()
+    claim = jobs.claim(job_id, "test-worker", now, now - timedelta(hours=1))
+    assert claim is not None
+    if how == "failed":
+        assert jobs.finish(claim, JobStatus.FAILED, error=JobError("reconstruction_failed", "boom"))
+    elif how == "succeeded":
+        assert jobs.finish(claim, JobStatus.SUCCEEDED, summary={})
+
+
+@pytest.mark.parametrize(("state", "new_job"), [("failed", True), ("cancelled", True), ("queued", False),
+                                                ("running", False), ("succeeded", False)])
+def test_resending_after_a_failed_or_cancelled_job_starts_a_new_one(api: ApiHarness, state: str, new_job: bool):
+    body = related_body([("application/dicom", dicom_bytes(_uid(), _uid()))])
+    first = _stow(api, body)
+    old = first.headers["location"]
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    if state != "queued":
+        _end(api, old.rsplit("/", 1)[-1], state)
+    again = _stow(api, body)
+    assert again.status_code == 200
+    if new_job:
+        assert again.headers["location"] != old
+        assert again.headers[RETRY_HEADER] == old and "Idempotent-Replayed" not in again.headers
+        assert api.client.get(again.headers["location"], headers=api.auth()).json()["status"] == "queued"
+        assert api.client.get(old, headers=api.auth()).json()["status"] == state  # the old job is kept as it was
+        third = _stow(api, body)  # now the new job is live: a replay of it
+        assert third.headers["location"] == again.headers["location"]
+        assert third.headers["Idempotent-Replayed"] == "true"
+    else:
+        assert again.headers["location"] == old
+        assert again.headers["Idempotent-Replayed"] == "true" and RETRY_HEADER not in again.headers

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_testkit import ApiHarness, broken_study_zip_bytes, embedded_settings, worker_context
@@ -109,18 +110,28 @@ def test_soft_deadline_stops_at_the_next_boundary(api: ApiHarness, make_study_zi
 
 
 def test_inputs_of_files_kind_come_back_under_their_client_names(api: ApiHarness, tmp_path: Path):
+    import json
+
+    import numpy as np
+
     from worker.pipeline import fetch_inputs
 
-    files = [("files", ("a4c clip.npy", b"one", "application/octet-stream")),
-             ("files", ("../../etc/passwd.npy", b"two", "application/octet-stream")),
-             ("files", ("a4c clip.npy", b"three", "application/octet-stream"))]
-    r = api.client.post("/v1/studies", files=files, data={"manifest": '{"x": 1}'}, headers=api.auth())
+    raw = []
+    for k in range(3):
+        buf = io.BytesIO()
+        np.save(buf, np.full((2 + k, 8, 8), k, np.uint8))
+        raw.append(buf.getvalue())
+    files = [("files", ("a4c clip.npy", raw[0], "application/octet-stream")),
+             ("files", ("../../etc/passwd.npy", raw[1], "application/octet-stream")),
+             ("files", ("a4c clip.npy", raw[2], "application/octet-stream"))]
+    doc = {"view": "A4C", "pixel_spacing_mm": [0.5, 0.5], "fps": 30}
+    r = api.client.post("/v1/studies", files=files, data={"manifest": json.dumps(doc)}, headers=api.auth())
     job = api.services.jobs.get(r.json()["id"])
     assert job is not None
     paths, manifest = fetch_inputs(api.services.store, job.id, job.input_kind, list(job.input_keys), tmp_path)
     assert [p.name for p in paths] == ["a4c clip.npy", "passwd.npy", "0002.npy"]
-    assert [p.read_bytes() for p in paths] == [b"one", b"two", b"three"]
-    assert manifest == {"x": 1}
+    assert [p.read_bytes() for p in paths] == raw
+    assert manifest == doc
     assert all(p.parent == tmp_path for p in paths)
 
 
@@ -150,3 +161,25 @@ def test_missing_required_outputs_is_a_model_error(tmp_path: Path):
     (tmp_path / "mesh.glb").write_bytes(b"glTF")
     with pytest.raises(ModelError):
         package_outputs(tmp_path, {})
+
+
+def test_the_segmenter_setting_reaches_b_mode_jobs(api_factory: Any, tmp_path: Path):
+    """ECHO4D_SEGMENTER names the workers' segmenter: a site model that is not there fails a B-mode job at ingest
+    with checkpoint_invalid (the shipped default is exercised by the end-to-end tests)."""
+    import json
+
+    import numpy as np
+
+    api = api_factory(embedded_settings(tmp_path / "var", segmenter=tmp_path / "site_model.pt"))
+    frames = io.BytesIO()
+    np.save(frames, np.random.default_rng(0).integers(0, 255, (4, 32, 32), dtype=np.uint8))
+    manifest = {"view": "A4C", "pixel_spacing_mm": [0.5, 0.5], "fps": 25, "kind": "images"}
+    r = api.client.post("/v1/studies", files={"files": ("a4c.npy", frames.getvalue(), "application/octet-stream")},
+                        data={"manifest": json.dumps(manifest)}, headers=api.auth())
+    assert r.status_code == 202, r.text
+    ctx = worker_context(api.services)
+    assert run_job(ctx, r.json()["id"]) is Outcome.FAILED
+    job = api.client.get(r.headers["location"], headers=api.auth()).json()
+    assert (job["stage"], job["error"]["code"]) == ("ingest", "checkpoint_invalid")
+    assert "site_model.pt" in job["error"]["detail"]
+    assert ctx.models.segmenter() is ctx.models.segmenter()  # one per process

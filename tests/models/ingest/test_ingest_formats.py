@@ -145,6 +145,10 @@ def test_supplied_masks_win_over_segmentation(tmp_path: Path) -> None:
             calls.append(len(frames))
             return np.ones_like(frames)
 
+        def probabilities(self, frames: np.ndarray) -> np.ndarray:
+            calls.append(len(frames))
+            return np.ones(frames.shape, np.float32)
+
     bmode = (np.random.default_rng(1).integers(0, 255, MASKS.shape)).astype(np.uint8)
     write_npy(tmp_path / "bmode.npy", bmode)
     write_npy(tmp_path / "masks.npy", MASKS)
@@ -160,7 +164,10 @@ def test_bmode_goes_through_the_segmenter(tmp_path: Path) -> None:
         name = "threshold"
 
         def segment(self, frames: np.ndarray) -> np.ndarray:
-            return (frames < 100).astype(np.uint8)
+            return (self.probabilities(frames) > 0.5).astype(np.uint8)
+
+        def probabilities(self, frames: np.ndarray) -> np.ndarray:
+            return np.where(frames < 100, 0.9, 0.0).astype(np.float32)
 
     rng = np.random.default_rng(2)
     bmode = np.where(MASKS == 1, 40, 200).astype(np.int16) + rng.integers(-20, 20, MASKS.shape)
@@ -168,6 +175,8 @@ def test_bmode_goes_through_the_segmenter(tmp_path: Path) -> None:
     study = load_any([tmp_path / "bmode.npy"], CALLER, segmenter=Threshold())
     np.testing.assert_array_equal(study.views["A4C"].masks, MASKS)
     assert study.meta["ingest"]["sources"][0]["segmenter"] == "threshold"
+    # |2p - 1| over the candidate region (p > 0.1): 0.8 everywhere the threshold saw cavity
+    assert study.meta["ingest"]["sources"][0]["segmentation_confidence"] == pytest.approx(0.8)
 
 
 def test_specks_are_removed_with_a_warning(tmp_path: Path) -> None:
@@ -185,8 +194,11 @@ def test_pydicom_ybr_cine_spacing_trap_and_timing() -> None:
         name = "centre-box"
 
         def segment(self, frames: np.ndarray) -> np.ndarray:
-            m = np.zeros_like(frames)
-            m[:, 80:160, 130:190] = 1
+            return (self.probabilities(frames) > 0.5).astype(np.uint8)
+
+        def probabilities(self, frames: np.ndarray) -> np.ndarray:
+            m = np.zeros(frames.shape, np.float32)
+            m[:, 80:160, 130:190] = 1.0
             return m
 
     result = ingest([examples.get_path("ybr_color")], view="A4C", segmenter=Centre())
