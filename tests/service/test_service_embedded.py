@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -168,7 +169,7 @@ def test_real_bmode_cine_to_mesh_with_quality(needs_reconstruction: None, served
     else:
         r = httpx.post(s.url + "/v1/studies", headers=headers, timeout=60, **_nifti_upload())  # type: ignore[arg-type]
         assert r.status_code == 202, r.text
-    job = _wait(s.url + r.headers["location"], headers, 400)
+    job = _wait(urljoin(s.url, r.headers["location"]), headers, 400)  # STOW-RS: absolute; /v1/studies: relative
     assert job["status"] == "succeeded", job
     assert job["quality"]["level"] in ("good", "review", "unreliable")
     assert job["quality"] == job["summary"]["quality"]
