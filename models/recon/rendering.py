@@ -1,11 +1,14 @@
 """SDF-tailored differentiable rendering of apical masks (reference §2.2).
 
-* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose:
-  rotation residual ω (axis-angle, about a pivot inside the view's mask so that rotating
-  does not swing the image about its far corner), translation residual δ (mm) and a
-  log-scale. With the initial pose ``x0 = s0·R0·p + t0`` the current pose is
-  ``x = pivot + e^ls · exp([ω]) · (x0 − pivot) + δ``, i.e. again ``x = s·R·p + t`` with
-  ``R = exp([ω])·R0``, ``s = e^ls·s0``, ``t = pivot + e^ls·exp([ω])·(t0 − pivot) + δ``.
+* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose,
+  expressed in the view's own axes (lateral, depth, normal) of its initial pose ``R0``:
+  rotation residual ω (axis-angle, radians, about a pivot — the view's base midpoint — so
+  that ω₀ is the foreshortening tilt about the lateral axis through the base, ω₁ the
+  rotation about the long axis (azimuth) and ω₂ the in-plane rotation), translation residual
+  δ (mm: lateral, depth, out of plane) and a log-scale. With ``Q = R0·exp([ω])·R0ᵀ`` (the
+  world rotation) and the initial pose ``x0 = s0·R0·p + t0``, the current pose is
+  ``x = pivot + e^ls·Q·(x0 − pivot) + R0·δ``, i.e. again ``x = s·R·p + t`` with
+  ``R = R0·exp([ω])``, ``s = e^ls·s0``, ``t = pivot + e^ls·Q·(t0 − pivot) + R0·δ``.
   Views listed as anchored keep their initial pose exactly (gauge fixing).
 * :func:`pixels_to_points` — pixel (row, col) → canonical point, following
   :mod:`models.geometry.frames`: ``p = (c·sc, r·sr, 0)``, ``x = s·R·p + t``.
@@ -73,7 +76,7 @@ class ProbeParams(nn.Module):
 
     Buffers: ``rot0`` (V, 3, 3), ``trans0`` (V, 3), ``scale0`` (V,), ``pivot`` (V, 3) mm,
     ``free`` (V,) 1 for optimisable views, 0 for anchored ones. Parameters: ``omega`` (V, 3)
-    rad, ``delta`` (V, 3) mm, ``log_scale`` (V,).
+    rad and ``delta`` (V, 3) mm, both in the view's (lateral, depth, normal) axes; ``log_scale`` (V,).
     """
 
     rot0: Tensor
@@ -105,14 +108,33 @@ class ProbeParams(nn.Module):
     def transforms(self) -> tuple[Tensor, Tensor, Tensor]:
         """Current ``R`` (V, 3, 3), ``t`` (V, 3) mm and ``s`` (V,)."""
         omega = self.omega * self.free[:, None]
-        res = axis_angle_to_matrix(omega)
+        local = axis_angle_to_matrix(omega)
         ls = self.log_scale * self.scale_free
         k = torch.exp(ls)
-        rotation = res @ self.rot0
+        rotation = self.rot0 @ local
+        world = rotation @ self.rot0.transpose(-1, -2)
         scale = k * self.scale0
-        arm = torch.einsum("vij,vj->vi", res, self.trans0 - self.pivot)
-        translation = self.pivot + k[:, None] * arm + self.delta * self.free[:, None]
+        arm = torch.einsum("vij,vj->vi", world, self.trans0 - self.pivot)
+        shift = torch.einsum("vij,vj->vi", self.rot0, self.delta * self.free[:, None])
+        translation = self.pivot + k[:, None] * arm + shift
         return rotation, translation, scale
+
+    def select(self, views: Sequence[int]) -> ProbeParams:
+        """A new module holding copies of the listed views' probes (repeats allowed), same residuals."""
+        out = ProbeParams.__new__(ProbeParams)
+        nn.Module.__init__(out)
+        idx = torch.tensor(list(views), dtype=torch.long, device=self.rot0.device)
+        for name in ("rot0", "trans0", "scale0", "pivot", "free", "scale_free"):
+            out.register_buffer(name, getattr(self, name)[idx].clone())
+        out.omega = nn.Parameter(self.omega.detach()[idx].clone())
+        out.delta = nn.Parameter(self.delta.detach()[idx].clone())
+        out.log_scale = nn.Parameter(self.log_scale.detach()[idx].clone())
+        return out
+
+    def set_rotation(self, view: int, omega: Sequence[float]) -> None:
+        """Set view ``view``'s rotation residual (3,) rad in its own axes (a multi-start candidate)."""
+        with torch.no_grad():
+            self.omega[view] = torch.tensor(list(omega), dtype=self.omega.dtype, device=self.omega.device)
 
     def poses(self) -> list[ProbePose]:
         """The current poses as :class:`ProbePose` (float64, detached)."""
@@ -126,13 +148,16 @@ class ProbeParams(nn.Module):
         return out
 
     def residual_summary(self) -> list[dict[str, float]]:
-        """Per view: rotation residual (deg), translation residual (mm), scale factor."""
+        """Per view: rotation residual (deg; also per axis: foreshortening tilt, azimuth, in-plane),
+        translation residual (mm), scale factor."""
         with torch.no_grad():
-            omega = (self.omega * self.free[:, None]).norm(dim=-1)
+            omega = self.omega * self.free[:, None]
             delta = (self.delta * self.free[:, None]).norm(dim=-1)
             k = torch.exp(self.log_scale * self.scale_free)
         return [
-            {"rotation_deg": math.degrees(float(omega[i])), "translation_mm": float(delta[i]), "scale": float(k[i])}
+            {"rotation_deg": math.degrees(float(omega[i].norm())), "tilt_deg": math.degrees(float(omega[i, 0])),
+             "azimuth_deg": math.degrees(float(omega[i, 1])), "inplane_deg": math.degrees(float(omega[i, 2])),
+             "translation_mm": float(delta[i]), "scale": float(k[i])}
             for i in range(self.n_views)
         ]
 
@@ -202,6 +227,13 @@ class PixelBank:
             shape=(h, w),
         )
 
+    def select(self, views: Sequence[int]) -> PixelBank:
+        """The bank restricted to (or repeating) the listed views, in that order."""
+        idx = torch.tensor(list(views), dtype=torch.long, device=self.targets.device)
+        k, v = self.n_frames, self.n_views
+        probs = self.probs.reshape(k, v, -1)[:, idx].reshape(k * len(idx), -1)
+        return PixelBank(self.targets[:, idx], probs, self.spacing[idx], self.shape)
+
     def sample(self, frames: Tensor, n_per_view: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw ``n_per_view`` pixels per (frame, view), boundary weighted, with replacement.
 
@@ -227,18 +259,24 @@ def alpha_per_mm(alpha_start: float, alpha_end: float, sdf_unit_mm: float, progr
     return float(alpha_start * (alpha_end / alpha_start) ** p / sdf_unit_mm)
 
 
-def render_loss(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
-    """BCE + ``dice_weight``·Dice of the soft masks ``σ(−α·f)`` against observed masks.
+def render_loss_per_view(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
+    """BCE + ``dice_weight``·Dice of the soft masks ``σ(−α·f)`` against observed masks, per view (V,).
 
-    ``sdf_mm`` and ``target`` (B, V, N); BCE is averaged over pixels, Dice is computed per
-    (frame, view) over its N sampled pixels; both are averaged over frames and views.
+    ``sdf_mm`` and ``target`` (B, V, N); BCE is averaged over a view's pixels, Dice is computed
+    per (frame, view) over its N sampled pixels; both are averaged over frames.
     """
     logits = -alpha * sdf_mm
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(0, 2))
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum(-1)
     dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum(-1) + target.sum(-1) + 1.0)
-    return bce + dice_weight * dice.mean()
+    out: Tensor = bce + dice_weight * dice.mean(0)
+    return out
+
+
+def render_loss(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
+    """The mean over views of :func:`render_loss_per_view` (scalar); ``sdf_mm``, ``target`` (B, V, N)."""
+    return render_loss_per_view(sdf_mm, target, alpha, dice_weight).mean()
 
 
 def render_points(probes: ProbeParams, pixel_rc: Tensor, spacing: Tensor) -> Tensor:
