@@ -66,11 +66,12 @@ class AnchorConfig:
     the probes near their initial poses where the masks do not decide (a rotation about the long
     axis of a nearly axisymmetric cavity changes a mask very little). ω is in the view's axes
     (:class:`models.recon.rendering.ProbeParams`), each with its own σ: ``probe_sigma_tilt_deg``
-    (foreshortening, about the lateral axis through the base — a pure rotation there, so it
-    is penalised once), ``probe_sigma_deg`` (azimuth, about the long axis),
-    ``probe_sigma_inplane_deg``; δ: ``probe_sigma_mm`` in plane, ``probe_sigma_out_mm`` along
-    the normal. ``foreshortening_probe_steps`` probe-only steps per candidate in
-    :func:`choose_foreshortening` (0: no multi-start).
+    (about the lateral axis through mid-cavity), ``probe_sigma_deg`` (azimuth, about the long
+    axis), ``probe_sigma_inplane_deg``; δ: ``probe_sigma_mm`` in plane, ``probe_sigma_out_mm``
+    along the normal; the foreshortening φ (about the lateral axis through the base — a pure
+    rotation there, so it is penalised once) has ``probe_sigma_fs_deg``.
+    ``foreshortening_probe_steps`` probe-only steps per candidate in :func:`choose_foreshortening`
+    (0: no multi-start).
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
@@ -97,6 +98,7 @@ class AnchorConfig:
     probe_warmup_steps: int = 0
     probe_prior_weight: float = 0.0
     probe_sigma_deg: float = 10.0
+    probe_sigma_fs_deg: float = 10.0
     probe_sigma_tilt_deg: float = 10.0
     probe_sigma_inplane_deg: float = 10.0
     probe_sigma_mm: float = 5.0
@@ -217,9 +219,10 @@ def probe_sigmas(cfg: AnchorConfig, device: torch.device) -> tuple[Tensor, Tenso
 
 
 def probe_penalty_per_view(probes: ProbeParams, cfg: AnchorConfig) -> Tensor:
-    """``Σ_k (ω_k/σ_k)² + Σ_k (δ_k/σ'_k)²`` per view (V,) (0 for anchored views)."""
+    """``(φ/σ_φ)² + Σ_k (ω_k/σ_k)² + Σ_k (δ_k/σ'_k)²`` per view (V,) (0 for anchored views)."""
     rot, mm = probe_sigmas(cfg, probes.omega.device)
-    per_view = ((probes.omega / rot) ** 2).sum(-1) + ((probes.delta / mm) ** 2).sum(-1)
+    per_view = ((probes.fs / math.radians(cfg.probe_sigma_fs_deg)) ** 2 + ((probes.omega / rot) ** 2).sum(-1)
+                + ((probes.delta / mm) ** 2).sum(-1))
     return per_view * probes.free
 
 
@@ -242,15 +245,15 @@ def choose_foreshortening(prior: ReconPrior, z: Tensor, bank: PixelBank, probes:
     """
     pairs = [(v, c) for v in range(probes.n_views) for c in candidates[v]
              if len(candidates[v]) > 1 and bool(probes.free[v])]
-    chosen = [float(w) for w in probes.omega.detach()[:, 0]]
+    chosen = [float(w) for w in probes.fs.detach()]
     if not pairs or cfg.foreshortening_probe_steps <= 0:
         return chosen
     idx = [v for v, _ in pairs]
     copies = probes.select(idx)
     for i, (_, c) in enumerate(pairs):
-        copies.set_rotation(i, (c, 0.0, 0.0))
+        copies.set_foreshortening(i, c)
     sub = bank.select(idx)
-    opt = Adam([([copies.omega], cfg.lr_probe), ([copies.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
+    opt = Adam([([copies.fs, copies.omega], cfg.lr_probe), ([copies.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
     frames = torch.zeros(1, dtype=torch.long, device=z.device)
     n = max(cfg.points_end // max(bank.n_views, 1), 64)
     alpha = alpha_per_mm(cfg.alpha_start, cfg.alpha_end, cfg.sdf_unit_mm, 0.5)
@@ -275,9 +278,10 @@ def choose_foreshortening(prior: ReconPrior, z: Tensor, bank: PixelBank, probes:
             best[v] = i
     with torch.no_grad():
         for v, i in best.items():
+            probes.fs[v] = copies.fs[i]
             probes.omega[v] = copies.omega[i]
             probes.delta[v] = copies.delta[i]
-            chosen[v] = float(copies.omega[i, 0])
+            chosen[v] = float(copies.fs[i])
     return chosen
 
 
@@ -303,7 +307,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
     shape_opt = Adam(shape_groups)
-    probe_opt = Adam([([probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm),
+    probe_opt = Adam([([probes.fs, probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm),
                       ([probes.log_scale], cfg.lr_probe)])
     optimise_probes = cfg.optimise_probes and bool(probes.free.any()) and cfg.probe_steps > 0
     cycle = cfg.shape_steps + (cfg.probe_steps if optimise_probes else 0)
@@ -363,5 +367,5 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     with torch.no_grad():
         z_final = latent()[0].detach().clone()
     if tilts is None:
-        tilts = [float(w) for w in probes.omega.detach()[:, 0]]
+        tilts = [float(w) for w in probes.fs.detach()]
     return AnchorFit(z_final, probes, prior, step + 1, stopped, time.perf_counter() - start, history, tilts)

@@ -85,7 +85,7 @@ class ReconConfig:
                 anchor=AnchorConfig(
                     max_steps=800, min_steps=120, lr_latent=0.1, latent_lr_in_std=True, lr_probe=5e-3,
                     probe_prior_weight=0.05, probe_warmup_steps=40, lr_decay_steps=700, lr_floor=0.1,
-                    probe_sigma_inplane_deg=5.0, probe_sigma_out_mm=3.0, foreshortening_probe_steps=20,
+                    probe_sigma_fs_deg=15.0, foreshortening_probe_steps=20,
                     finetune_start_steps=200, unseen_refresh_steps=100,
                     finetune_layers=2, lr_decoder=2e-4, unseen_anchor_weight=0.5,
                     points_start=2048, points_end=2048, points_ramp_steps=0, anneal_steps=150,

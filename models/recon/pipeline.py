@@ -29,7 +29,7 @@ from models.recon.anchor import fit_anchor
 from models.recon.config import GAUGES, ReconConfig
 from models.recon.control import ReconstructionCancelled, StageControl
 from models.recon.motion import MotionFit, fit_motion, project_to_surface
-from models.recon.poses import POSE_INITS, apex_miss_mm, initial_poses
+from models.recon.poses import POSE_INITS, apex_miss_mm, initial_poses, mask_centroid_world
 from models.recon.rendering import PixelBank, ProbeParams
 from models.recon.result import ReconResult, ViewFit
 from models.recon.rsa import extract_mesh, per_frame_meshes, propagate_rsa
@@ -107,8 +107,9 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     poses0 = init.poses
     fixed = {"anchor": 0, "longest": init.longest}.get(cfg.gauge)
     anchored = [i == fixed for i in range(len(names))]
-    probes = ProbeParams(poses0, init.pivots, anchored=anchored,
-                         optimise_scale=cfg.anchor.optimise_scale).to(device)
+    centroids = np.stack([mask_centroid_world(masks[v][0], spacing[v], p) for v, p in zip(names, poses0, strict=True)])
+    probes = ProbeParams(poses0, centroids, anchored=anchored, optimise_scale=cfg.anchor.optimise_scale,
+                         bases_mm=init.pivots).to(device)
     bank_ed = PixelBank.build([masks[v][:1] for v in names], [spacing[v] for v in names], device,
                               sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
     z_ed = z_enc[0]

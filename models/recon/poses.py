@@ -13,9 +13,9 @@ Three initialisations (``ReconConfig.pose_init``):
   for an unforeshortened view, wrong by the foreshortening for every other view.
 * ``"nominal"`` — :func:`models.geometry.frames.nominal_pose`.
 
-Every view's pivot (the point its rotation residual turns about, see
-:class:`models.recon.rendering.ProbeParams`) is its base midpoint mapped to the canonical
-frame, so a foreshortening tilt is a pure rotation there (no coupled translation).
+Every view's base midpoint mapped to the canonical frame is where its foreshortening tilt
+turns (:class:`models.recon.rendering.ProbeParams`), so that tilt is a pure rotation there (no
+coupled translation); the general rotation residual turns about the mask centroid.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def foreshortening_guess_rad(visible_mm: float, length_mm: float, half_width_mm:
 
 @dataclass(frozen=True)
 class PoseInit:
-    """Initial poses of V views, their pivots (V, 3) mm (base midpoints in the canonical frame),
+    """Initial poses of V views, their base midpoints ``pivots`` (V, 3) mm in the canonical frame,
     the long-axis length ``length_mm`` and, per view, the foreshortening tilts (rad) the probe
     fit starts from (always including 0)."""
 

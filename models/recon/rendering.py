@@ -1,15 +1,20 @@
 """SDF-tailored differentiable rendering of apical masks (reference §2.2).
 
-* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose,
-  expressed in the view's own axes (lateral, depth, normal) of its initial pose ``R0``:
-  rotation residual ω (axis-angle, radians, about a pivot — the view's base midpoint — so
-  that ω₀ is the foreshortening tilt about the lateral axis through the base, ω₁ the
-  rotation about the long axis (azimuth) and ω₂ the in-plane rotation), translation residual
-  δ (mm: lateral, depth, out of plane) and a log-scale. With ``Q = R0·exp([ω])·R0ᵀ`` (the
-  world rotation) and the initial pose ``x0 = s0·R0·p + t0``, the current pose is
-  ``x = pivot + e^ls·Q·(x0 − pivot) + R0·δ``, i.e. again ``x = s·R·p + t`` with
-  ``R = R0·exp([ω])``, ``s = e^ls·s0``, ``t = pivot + e^ls·Q·(t0 − pivot) + R0·δ``.
-  Views listed as anchored keep their initial pose exactly (gauge fixing).
+* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose
+  ``x0 = s0·R0·p + t0``, in two steps that mirror how a real probe errs:
+
+  1. **foreshortening** φ (rad): a rotation ``F`` about the view's lateral axis ``R0·e0``
+     through its base midpoint ``b`` (the plane keeps its base and misses the apex by about
+     ``L·sin φ``): ``R1 = F·R0 = R0·exp([φ·e0])``, ``t1 = b + F·(t0 − b)``;
+  2. the general residual, in the moved view's own axes (lateral, depth, normal): rotation ω
+     (axis-angle, rad: ω₀ tilt, ω₁ azimuth about the long axis, ω₂ in plane) about the pivot
+     ``c`` (the mask centroid, moved by ``F``: ``c1 = b + F·(c − b)``), translation δ (mm) and a
+     log-scale: with ``Q = R1·exp([ω])·R1ᵀ``, ``R = R1·exp([ω])``, ``s = e^ls·s0``,
+     ``t = c1 + e^ls·Q·(t1 − c1) + R1·δ``.
+
+  Each degree of freedom has its own prior width (:func:`models.recon.anchor.probe_penalty`);
+  foreshortening is a pure rotation about the base, so it is penalised once. Views listed as
+  anchored keep their initial pose exactly (gauge fixing).
 * :func:`pixels_to_points` — pixel (row, col) → canonical point, following
   :mod:`models.geometry.frames`: ``p = (c·sc, r·sr, 0)``, ``x = s·R·p + t``.
 * :class:`PixelBank` — the observed masks of one or more frames as flat tensors plus
@@ -74,29 +79,34 @@ def pixels_to_points(pixel_rc: Tensor, spacing_mm: Tensor, rotation: Tensor, tra
 class ProbeParams(nn.Module):
     """Learnable probe poses for V views, residuals on their initial poses.
 
-    Buffers: ``rot0`` (V, 3, 3), ``trans0`` (V, 3), ``scale0`` (V,), ``pivot`` (V, 3) mm,
-    ``free`` (V,) 1 for optimisable views, 0 for anchored ones. Parameters: ``omega`` (V, 3)
-    rad and ``delta`` (V, 3) mm, both in the view's (lateral, depth, normal) axes; ``log_scale`` (V,).
+    Buffers: ``rot0`` (V, 3, 3), ``trans0`` (V, 3), ``scale0`` (V,), ``pivot`` (V, 3) mm (mask
+    centroids), ``base`` (V, 3) mm (base midpoints; the pivots when not given), ``free`` (V,) 1 for
+    optimisable views, 0 for anchored ones. Parameters: ``fs`` (V,) rad foreshortening, ``omega``
+    (V, 3) rad and ``delta`` (V, 3) mm in the view's (lateral, depth, normal) axes, ``log_scale`` (V,).
     """
 
     rot0: Tensor
     trans0: Tensor
     scale0: Tensor
     pivot: Tensor
+    base: Tensor
     free: Tensor
     scale_free: Tensor
 
     def __init__(self, poses: Sequence[ProbePose], pivots_mm: NDArray[np.float64], anchored: Sequence[bool],
-                 optimise_scale: bool = False) -> None:
+                 optimise_scale: bool = False, bases_mm: NDArray[np.float64] | None = None) -> None:
         super().__init__()
         v = len(poses)
         self.register_buffer("rot0", torch.tensor(np.stack([p.rotation for p in poses]), dtype=torch.float32))
         self.register_buffer("trans0", torch.tensor(np.stack([p.translation for p in poses]), dtype=torch.float32))
         self.register_buffer("scale0", torch.tensor([p.scale for p in poses], dtype=torch.float32))
         self.register_buffer("pivot", torch.tensor(np.asarray(pivots_mm).reshape(v, 3), dtype=torch.float32))
+        base = pivots_mm if bases_mm is None else bases_mm
+        self.register_buffer("base", torch.tensor(np.asarray(base).reshape(v, 3), dtype=torch.float32))
         free = torch.tensor([0.0 if a else 1.0 for a in anchored])
         self.register_buffer("free", free)
         self.register_buffer("scale_free", free * (1.0 if optimise_scale else 0.0))
+        self.fs = nn.Parameter(torch.zeros(v))
         self.omega = nn.Parameter(torch.zeros(v, 3))
         self.delta = nn.Parameter(torch.zeros(v, 3))
         self.log_scale = nn.Parameter(torch.zeros(v))
@@ -107,16 +117,21 @@ class ProbeParams(nn.Module):
 
     def transforms(self) -> tuple[Tensor, Tensor, Tensor]:
         """Current ``R`` (V, 3, 3), ``t`` (V, 3) mm and ``s`` (V,)."""
-        omega = self.omega * self.free[:, None]
-        local = axis_angle_to_matrix(omega)
-        ls = self.log_scale * self.scale_free
-        k = torch.exp(ls)
-        rotation = self.rot0 @ local
-        world = rotation @ self.rot0.transpose(-1, -2)
+        fs = self.fs * self.free
+        zero = torch.zeros_like(fs)
+        tilt = axis_angle_to_matrix(torch.stack([fs, zero, zero], -1))
+        rot1 = self.rot0 @ tilt
+        turn = rot1 @ self.rot0.transpose(-1, -2)  # F, the world rotation about the lateral axis
+        trans1 = self.base + torch.einsum("vij,vj->vi", turn, self.trans0 - self.base)
+        pivot = self.base + torch.einsum("vij,vj->vi", turn, self.pivot - self.base)
+        local = axis_angle_to_matrix(self.omega * self.free[:, None])
+        k = torch.exp(self.log_scale * self.scale_free)
+        rotation = rot1 @ local
+        world = rotation @ rot1.transpose(-1, -2)
         scale = k * self.scale0
-        arm = torch.einsum("vij,vj->vi", world, self.trans0 - self.pivot)
-        shift = torch.einsum("vij,vj->vi", self.rot0, self.delta * self.free[:, None])
-        translation = self.pivot + k[:, None] * arm + shift
+        arm = torch.einsum("vij,vj->vi", world, trans1 - pivot)
+        shift = torch.einsum("vij,vj->vi", rot1, self.delta * self.free[:, None])
+        translation = pivot + k[:, None] * arm + shift
         return rotation, translation, scale
 
     def select(self, views: Sequence[int]) -> ProbeParams:
@@ -124,17 +139,18 @@ class ProbeParams(nn.Module):
         out = ProbeParams.__new__(ProbeParams)
         nn.Module.__init__(out)
         idx = torch.tensor(list(views), dtype=torch.long, device=self.rot0.device)
-        for name in ("rot0", "trans0", "scale0", "pivot", "free", "scale_free"):
+        for name in ("rot0", "trans0", "scale0", "pivot", "base", "free", "scale_free"):
             out.register_buffer(name, getattr(self, name)[idx].clone())
+        out.fs = nn.Parameter(self.fs.detach()[idx].clone())
         out.omega = nn.Parameter(self.omega.detach()[idx].clone())
         out.delta = nn.Parameter(self.delta.detach()[idx].clone())
         out.log_scale = nn.Parameter(self.log_scale.detach()[idx].clone())
         return out
 
-    def set_rotation(self, view: int, omega: Sequence[float]) -> None:
-        """Set view ``view``'s rotation residual (3,) rad in its own axes (a multi-start candidate)."""
+    def set_foreshortening(self, view: int, angle_rad: float) -> None:
+        """Set view ``view``'s foreshortening tilt (rad, a multi-start candidate)."""
         with torch.no_grad():
-            self.omega[view] = torch.tensor(list(omega), dtype=self.omega.dtype, device=self.omega.device)
+            self.fs[view] = float(angle_rad)
 
     def poses(self) -> list[ProbePose]:
         """The current poses as :class:`ProbePose` (float64, detached)."""
@@ -148,14 +164,16 @@ class ProbeParams(nn.Module):
         return out
 
     def residual_summary(self) -> list[dict[str, float]]:
-        """Per view: rotation residual (deg; also per axis: foreshortening tilt, azimuth, in-plane),
-        translation residual (mm), scale factor."""
+        """Per view: foreshortening tilt (deg), rotation residual (deg; also per axis: tilt, azimuth,
+        in-plane), translation residual (mm), scale factor."""
         with torch.no_grad():
+            fs = self.fs * self.free
             omega = self.omega * self.free[:, None]
             delta = (self.delta * self.free[:, None]).norm(dim=-1)
             k = torch.exp(self.log_scale * self.scale_free)
         return [
-            {"rotation_deg": math.degrees(float(omega[i].norm())), "tilt_deg": math.degrees(float(omega[i, 0])),
+            {"foreshortening_deg": math.degrees(float(fs[i])), "rotation_deg": math.degrees(float(omega[i].norm())),
+             "tilt_deg": math.degrees(float(omega[i, 0])),
              "azimuth_deg": math.degrees(float(omega[i, 1])), "inplane_deg": math.degrees(float(omega[i, 2])),
              "translation_mm": float(delta[i]), "scale": float(k[i])}
             for i in range(self.n_views)

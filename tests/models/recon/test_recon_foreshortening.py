@@ -38,19 +38,20 @@ def test_foreshortening_guess_inverts_the_half_ellipsoid_chord(theta: float) -> 
 
 
 def test_tilt_residual_is_the_simulators_foreshortening_about_the_base() -> None:
-    """ω = (θ, 0, 0) about a pivot at the base is exactly the simulator's foreshortening rotation:
-    one degree of freedom, no coupled translation (so the prior counts it once)."""
+    """φ about the base is exactly the simulator's foreshortening rotation: one degree of freedom,
+    no coupled translation (so the prior counts it once), whatever the general residual's pivot."""
     theta = math.radians(9.0)
     pose0 = nominal_pose("A2C", SHAPE, SPACING)
-    probes = ProbeParams([pose0], TOP[None], anchored=[False])
-    probes.set_rotation(0, (theta, 0.0, 0.0))
+    probes = ProbeParams([pose0], np.array([[0.0, 0.0, 45.0]]), anchored=[False], bases_mm=TOP[None])
+    probes.set_foreshortening(0, theta)
     fitted = probes.poses()[0]
     sim = _foreshortened("A2C", theta).pose
     np.testing.assert_allclose(fitted.rotation, sim.rotation, atol=1e-6)
     np.testing.assert_allclose(fitted.translation, sim.translation, atol=1e-4)
     assert apex_miss_mm(fitted, np.zeros(3)) == pytest.approx(TOP[2] * math.sin(theta), abs=1e-3)
     # the per-axis prior sees the tilt on its own axis only
-    cfg = AnchorConfig(probe_sigma_tilt_deg=9.0, probe_sigma_deg=1.0, probe_sigma_inplane_deg=1.0)
+    cfg = AnchorConfig(probe_sigma_fs_deg=9.0, probe_sigma_tilt_deg=1.0, probe_sigma_deg=1.0,
+                       probe_sigma_inplane_deg=1.0)
     assert float(probe_penalty_per_view(probes, cfg).detach()[0]) == pytest.approx(1.0, rel=1e-4)
 
 
