@@ -105,7 +105,8 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     init = initial_poses(names, [masks[v][0] for v in names], [spacing[v] for v in names], cfg.pose_init,
                          multi_start=cfg.anchor.foreshortening_probe_steps > 0)
     poses0 = init.poses
-    fixed = {"anchor": 0, "longest": init.longest}.get(cfg.gauge)
+    # one view has nothing to move relative to: it is the gauge whatever the setting
+    fixed = 0 if len(names) == 1 else {"anchor": 0, "longest": init.longest}.get(cfg.gauge)
     anchored = [i == fixed for i in range(len(names))]
     centroids = np.stack([mask_centroid_world(masks[v][0], spacing[v], p) for v, p in zip(names, poses0, strict=True)])
     probes = ProbeParams(poses0, centroids, anchored=anchored, optimise_scale=cfg.anchor.optimise_scale,
