@@ -2,7 +2,8 @@
 
 * ``paper`` — the reference schedule (§3.1): 1,500 anchor steps alternating shape:probe 8:2,
   2,000 motion steps with one random frame each, 4,096 points per step, α 20 → 150, Adam
-  5e-3 (probe), 5e-4 (latent, raw units), 1e-3 (velocity), λ_trans 0.5, λ_smooth 0.001.
+  5e-3 (probe), 5e-4 (latent, raw units), 1e-3 (velocity), λ_trans 0.5, λ_smooth 0.001 (both in
+  the reference's unit-sphere SDF units: ``MotionConfig.loss_unit_mm`` = 50 mm).
 * ``default`` — the same code with a schedule tuned for speed at equal accuracy: whitened
   latent steps, half the points per step (2,048: measured as accurate as a 1,536→4,096
   coarse-to-fine ramp at 2.4× less time), early stopping on loss plateaus (patience 100 of
@@ -14,6 +15,10 @@
   imaging fans, EDV +50 mL), all frames rendered together each motion step (transport on 6
   random frame pairs), per-frame latents warm-started from the fitted ED latent plus the
   encoder's frame-to-frame change. The choice is measured in docs/results.md ("Tuning").
+  Session 4 (docs/results.md, "Session 4"): the pose model for real probes — base-anchored
+  initial poses, an explicit foreshortening tilt per view (σ 15°) with a multi-start, per-axis
+  priors, the soft gauge (measured better than anchoring A4C or the longest view), decoder
+  fine-tuning from step 200 with the unseen pool rebuilt every 100 steps.
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
