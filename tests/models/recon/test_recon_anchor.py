@@ -46,7 +46,8 @@ def test_probe_recovery_of_a_perturbed_a2c(one_thread: None) -> None:
     # this A2C is not foreshortened, and a free tilt about its base would share the out-of-plane
     # correction with the tilt about mid-cavity (slower to converge): a tight foreshortening prior
     cfg = ReconConfig.from_profile("default", ed_only=True, pose_init="nominal", gauge="anchor").with_overrides(
-        [("anchor.probe_sigma_inplane_deg", "10"), ("anchor.probe_sigma_out_mm", "5"), ("anchor.probe_sigma_fs_deg", "2")])
+        [("anchor.probe_sigma_inplane_deg", "10"), ("anchor.probe_sigma_out_mm", "5"),
+         ("anchor.probe_sigma_fs_deg", "2")])
     result = reconstruct_study(study, analytic_prior(), cfg, torch.device("cpu"))
     fitted = {fit.view: fit.pose for fit in result.view_fits}
     # the anchored view did not move
