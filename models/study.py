@@ -81,6 +81,11 @@ class Study:
     def view_names(self) -> list[str]:
         return [v for v in VIEW_NAMES if v in self.views]
 
+    @property
+    def is_static(self) -> bool:
+        """True when every view holds a single frame (a still, e.g. an archived ED frame)."""
+        return bool(self.views) and all(v.n_frames == 1 for v in self.views.values())
+
     def subset(self, names: list[str]) -> Study:
         """The same study restricted to ``names`` (each must be present)."""
         missing = [n for n in names if n not in self.views]
@@ -153,8 +158,8 @@ def validate_masks(arr: Any, where: str, limits: StudyLimits = StudyLimits()) ->
             code=ErrorCode.TOO_LARGE,
             field=where,
         )
-    if t < 2:
-        raise InputError(f"{where} has {t} frame(s); a cine needs at least 2", code=ErrorCode.SINGLE_FRAME, field=where)
+    if t < 1:
+        raise InputError(f"{where} has no frame", code=ErrorCode.SINGLE_FRAME, field=where)
     if min(h, w) < 16:
         raise InputError(
             f"{where} frames are {h}x{w} px; at least 16x16 needed", code=ErrorCode.BAD_DIMENSIONS, field=where
@@ -293,8 +298,24 @@ def study_from_manifest(
             pixel_spacing_mm=validate_spacing(spec["pixel_spacing_mm"], f"views.{name}.pixel_spacing_mm"),
             fps=validate_fps(spec["fps"], f"views.{name}.fps"),
         )
+    check_static_or_cine(views)
     meta = {k: v for k, v in doc.items() if k not in ("format", "views")}
     return Study(views=views, meta=meta)
+
+
+STATIC_PHASES: Final = ("ED", "ES")
+"""What a static study's single frame may be declared as (``study.json`` key ``static_phase``)."""
+
+
+def check_static_or_cine(views: Mapping[str, ViewSequence]) -> None:
+    """Either every view is a single frame (a static study, reconstructed in 3D) or every view is
+    a cine of at least 2 frames; a mix is refused (``single_frame``): there is no cycle to put
+    the still on."""
+    singles = [n for n, v in views.items() if v.n_frames == 1]
+    if singles and len(singles) < len(views):
+        raise InputError(f"view(s) {', '.join(singles)} hold a single frame while the others are cines; a static "
+                         "(3D) study needs one frame in every view", code=ErrorCode.SINGLE_FRAME,
+                         field=f"views.{singles[0]}.masks")
 
 
 def _max_npy_bytes(limits: StudyLimits) -> int:

@@ -92,7 +92,8 @@ def cohort_truth(seed: int, n_frames: int = 20) -> TruthCase:
         masks_clean=dict(case.masks_clean), masks_noisy=dict(case.masks_noisy),
         spacing_mm=(float(cfg.spacing_mm[0]), float(cfg.spacing_mm[1])), fps=case.fps,
         sector_half_angle_deg=cfg.sector_half_angle_deg,
-        info={"seed": seed, "phenotype": case.subject.phenotype},
+        info={"seed": seed, "phenotype": case.subject.phenotype,
+              "foreshortening_mm": {v: float(p.foreshortening_mm) for v, p in case.perturbations.items()}},
     )
 
 
@@ -110,15 +111,17 @@ def real_lv_truth(path: str | Path, seed: int = 0, perturbation_strength: float 
     fps = 1000.0 * len(times) / float(times[-1] - times[0] + np.median(np.diff(times)))
     rng = np.random.default_rng(seed)
     length = float(np.linalg.norm(real["mitral_centre"]))
-    planes, clean, noisy = {}, {}, {}
+    planes, clean, noisy, fs = {}, {}, {}, {}
     for view in VIEW_NAMES:
         pert = sample_perturbation(rng, perturbation_strength, length)
+        fs[view] = float(pert.foreshortening_mm)
         clean[view], planes[view] = simulate_sequence(verts, faces, view, pert, DEFAULT_IMAGE_SHAPE,
                                                       DEFAULT_PIXEL_SPACING_MM)
         noisy[view] = corrupt_masks(clean[view], rng)
-    return TruthCase("real-lv-4d", verts, faces, planes, clean, noisy,
+    return TruthCase(f"real-lv-4d-s{seed}", verts, faces, planes, clean, noisy,
                      (float(DEFAULT_PIXEL_SPACING_MM[0]), float(DEFAULT_PIXEL_SPACING_MM[1])), fps,
-                     info={"source": "biv-me patient 1", "perturbation_strength": perturbation_strength})
+                     info={"source": "biv-me patient 1", "seed": seed, "perturbation_strength": perturbation_strength,
+                           "foreshortening_mm": fs})
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ def evaluate_case(truth: TruthCase, prior: Any, options: AccuracyOptions, device
     for fit in result.view_fits:
         row[f"seen_{fit.view}_dice_ed"], row[f"seen_{fit.view}_iou_ed"] = fit.dice_ed, fit.iou_ed
         row[f"seen_{fit.view}_dice_mean"], row[f"seen_{fit.view}_iou_mean"] = fit.dice_mean, fit.iou_mean
+    row.update(_foreshortening_columns(truth, result.view_fits, t_ed))
     row["seen_dice_mean"] = float(np.mean([f.dice_mean for f in result.view_fits]))
     row["seen_iou_mean"] = float(np.mean([f.iou_mean for f in result.view_fits]))
     from models.geometry.slicing import slice_mask
@@ -216,6 +220,9 @@ def evaluate_case(truth: TruthCase, prior: Any, options: AccuracyOptions, device
     ef = 100.0 * (edv - esv) / edv
     row.update({"true_edv_ml": edv, "true_esv_ml": esv, "true_ef_percent": ef, "edv_ml": result.edv_ml,
                 "edv_error_ml": result.edv_ml - edv, "abs_edv_error_ml": abs(result.edv_ml - edv)})
+    if four_d and frame_meshes is None:
+        row["es_correspondence_mm"] = correspondence_error_mm(aligned[rec_ed], aligned[rec_es], truth.mesh(t_ed),
+                                                              truth.mesh(t_es))
     if four_d:
         row.update({"esv_ml": result.esv_ml, "ef_percent": result.ef_percent, "esv_error_ml": result.esv_ml - esv,
                     "ef_error": result.ef_percent - ef, "abs_ef_error": abs(result.ef_percent - ef),
@@ -232,6 +239,38 @@ def evaluate_case(truth: TruthCase, prior: Any, options: AccuracyOptions, device
                 "anchor_steps": result.extras.get("anchor_steps"), "motion_steps": result.extras.get("motion_steps"),
                 "n_warnings": len(result.warnings)})
     return row
+
+
+def _foreshortening_columns(truth: TruthCase, fits: Sequence[Any], t_ed: int) -> dict[str, Any]:
+    """Per view: the simulated foreshortening (mm, 0 when none), how far the true plane misses the
+    true apex and how far the fitted plane misses the reconstruction's apex (mm); ``foreshortened``
+    is 1 when any view was foreshortened by the simulator."""
+    from models.recon.poses import apex_miss_mm
+
+    sim = truth.info.get("foreshortening_mm", {})
+    verts = truth.vertices[t_ed]
+    apex = verts[int(np.argmin(verts[:, 2]))]
+    out: dict[str, Any] = {"foreshortened": int(any(sim.get(f.view, 0.0) > 0 for f in fits))}
+    for f in fits:
+        out[f"fs_sim_{f.view}_mm"] = float(sim.get(f.view, 0.0))
+        if f.view in truth.planes:
+            out[f"apex_miss_true_{f.view}_mm"] = apex_miss_mm(truth.planes[f.view].pose, apex)
+        if f.foreshortening_mm is not None:
+            out[f"apex_miss_fit_{f.view}_mm"] = float(f.foreshortening_mm)
+    return out
+
+
+def correspondence_error_mm(rec_ed: Mesh, rec_es: Mesh, true_ed: Mesh, true_es: Mesh) -> float:
+    """Mean distance (mm) at ES between each reconstructed vertex and the true material point it started
+    on at ED (its nearest true ED vertex, followed along the truth's shared topology).
+
+    Checks that the vertices move with the wall, not only that the ES surface is right: a mesh that
+    slides along the surface scores its surface error plus the slide.
+    """
+    from scipy.spatial import cKDTree
+
+    _, j = cKDTree(true_ed.vertices).query(rec_ed.vertices)
+    return float(np.linalg.norm(rec_es.vertices - true_es.vertices[j], axis=1).mean())
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -265,13 +304,27 @@ def run_accuracy(cases: Iterable[TruthCase], prior: Any, options: AccuracyOption
 
 def accuracy_document(rows: Sequence[dict[str, Any]], options: AccuracyOptions) -> dict[str, Any]:
     """The benchmark document of per-case ``rows``: summary statistics, Simpson ratios, target status."""
-    summary = summarise(rows) if rows else {}
-    for which in ("edv", "esv"):  # ESV only in 4D runs
-        if f"simpson_abs_{which}_error_ml" in summary and f"abs_{which}_error_ml" in summary:
-            ours = summary[f"abs_{which}_error_ml"]["mean"]
-            theirs = summary[f"simpson_abs_{which}_error_ml"]["mean"]
+    summary = _with_ratios(summarise(rows)) if rows else {}
+    subsets = {name: _with_ratios(summarise(sub)) for name, flag in SUBSETS.items()
+               if (sub := [r for r in rows if r.get("foreshortened") == flag])}
+    return {"options": asdict(options), "rows": list(rows), "summary": summary, "subsets": subsets,
+            "targets": _target_status(summary)}
+
+
+SUBSETS = {"foreshortened": 1, "not foreshortened": 0}
+"""Row subsets reported beside the whole: cases with at least one foreshortened view, and the others."""
+
+
+def _with_ratios(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``summary`` plus Simpson's / ours mean absolute EDV, ESV (4D only) and EF (4D only) errors."""
+    for which, ours_key, theirs_key in (("edv", "abs_edv_error_ml", "simpson_abs_edv_error_ml"),
+                                        ("esv", "abs_esv_error_ml", "simpson_abs_esv_error_ml"),
+                                        ("ef", "abs_ef_error", "simpson_abs_ef_error")):
+        if theirs_key in summary and ours_key in summary:
+            ours = summary[ours_key]["mean"]
+            theirs = summary[theirs_key]["mean"]
             summary[f"{which}_error_ratio_simpson_over_ours"] = {"mean": theirs / ours if ours > 0 else math.inf}
-    return {"options": asdict(options), "rows": list(rows), "summary": summary, "targets": _target_status(summary)}
+    return summary
 
 
 def _target_status(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
@@ -293,7 +346,8 @@ MARKDOWN_ROWS = [
     ("seen-view Dice (mean over frames)", "seen_dice_mean"), ("seen-view IoU (mean over frames)", "seen_iou_mean"),
     ("unseen-view Dice (mean over frames)", "unseen_dice_mean"),
     ("|EDV error| (mL)", "abs_edv_error_ml"), ("|ESV error| (mL)", "abs_esv_error_ml"),
-    ("|EF error| (points)", "abs_ef_error"), ("Simpson |EDV error| (mL)", "simpson_abs_edv_error_ml"),
+    ("|EF error| (points)", "abs_ef_error"), ("ES vertex correspondence error (mm)", "es_correspondence_mm"),
+    ("Simpson |EDV error| (mL)", "simpson_abs_edv_error_ml"),
     ("Simpson |ESV error| (mL)", "simpson_abs_esv_error_ml"), ("Simpson |EF error| (points)", "simpson_abs_ef_error"),
     ("seconds per case", "seconds"),
 ]
@@ -310,16 +364,32 @@ def accuracy_markdown(doc: dict[str, Any]) -> str:
         if key in s:
             m = s[key]
             lines.append(f"| {label} | {m['mean']:.3f} ± {m['std']:.3f} | {m['median']:.3f} | {m['p90']:.3f} |")
-    for which in ("edv", "esv"):
+    for which in ("edv", "esv", "ef"):
         key = f"{which}_error_ratio_simpson_over_ours"
         if key in s:
             lines.append(f"| Simpson / ours mean |{which.upper()} error| | {s[key]['mean']:.2f} | | |")
+    subsets = doc.get("subsets", {})
+    if subsets:
+        lines += ["", "| subset | cases | ED MAE (mm) | ED HD (mm) | \\|EDV err\\| ours / Simpson (mL) | "
+                  "\\|ESV err\\| ours / Simpson (mL) | \\|EF err\\| ours / Simpson (points) |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, sub in subsets.items():
+            cells = [_pair(sub, f"abs_{w}", f"simpson_abs_{w}") for w in ("edv_error_ml", "esv_error_ml", "ef_error")]
+            lines.append(f"| {name} | {int(sub['ed_mae_mm']['n'])} | {sub['ed_mae_mm']['mean']:.3f} | "
+                         f"{sub['ed_hausdorff_mm']['mean']:.2f} | " + " | ".join(cells) + " |")
     met = doc.get("targets", {})
     if met:
         lines += ["", "targets: " + ", ".join(
             f"{k} {v['statistic']} {v['value']:.3f} {v['op']} {v['target']} → {'met' if v['met'] else 'MISSED'}"
             for k, v in met.items())]
     return "\n".join(lines) + "\n"
+
+
+def _pair(summary: dict[str, dict[str, float]], ours: str, theirs: str) -> str:
+    """``"ours / Simpson's"`` mean of two columns, ``—`` where absent."""
+    if ours not in summary or theirs not in summary:
+        return "—"
+    return f"{summary[ours]['mean']:.2f} / {summary[theirs]['mean']:.2f}"
 
 
 def write_accuracy(doc: dict[str, Any], out_dir: Path, tag: str) -> tuple[Path, Path]:

@@ -289,8 +289,13 @@ def build_report(result: ReconResult, study_info: dict[str, Any], quality: dict[
             warnings.append(f"timing of stage {stage!r} was not a non-negative number and is omitted")
 
     single = t == 1
-    if single:
-        warnings.append("single frame (3D only): esv_ml, sv_ml and ef_percent are not defined and written as null")
+    es_only = single and result.extras.get("single_phase") == "ES"
+    if es_only:
+        warnings.append("single frame (3D, ES only): edv_ml, sv_ml and ef_percent are not defined and written as "
+                        "null; esv_ml is the frame's volume")
+    elif single:
+        warnings.append("single frame (3D, ED only): esv_ml, sv_ml and ef_percent are not defined and written as "
+                        "null")
     model = _jsonable(dict(result.model_info), "model", warnings)
     model.setdefault("code_version", code_version())
     doc: dict[str, Any] = {
@@ -298,8 +303,8 @@ def build_report(result: ReconResult, study_info: dict[str, Any], quality: dict[
         "n_frames": t,
         "frame_times_s": times.tolist(),
         "volumes_ml": volumes,
-        "edv_ml": _finite_or_none(result.edv_ml, "edv_ml", warnings),
-        "esv_ml": None if single else _finite_or_none(result.esv_ml, "esv_ml", warnings),
+        "edv_ml": None if es_only else _finite_or_none(result.edv_ml, "edv_ml", warnings),
+        "esv_ml": _finite_or_none(result.esv_ml, "esv_ml", warnings) if es_only or not single else None,
         "sv_ml": None if single else _finite_or_none(result.sv_ml, "sv_ml", warnings),
         "ef_percent": None if single else _finite_or_none(result.ef_percent, "ef_percent", warnings),
         "ed_frame": int(result.ed_frame),

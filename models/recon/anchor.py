@@ -8,11 +8,20 @@ Loss: BCE + 0.5·Dice of the soft rendered masks over boundary-weighted pixel sa
 (diagonal covariance) so the shape stays plausible where no view constrains it.
 
 Gauge: a rigid motion (and a global scale) of every probe and the shape together leaves all
-rendered masks unchanged, so it is fixed explicitly: the first view (A4C when present) is
-anchored — its pose never changes — and the other probes move relative to it. The shape
-prior lives in the canonical frame, whose x–z plane is by definition the A4C plane, so
-anchoring A4C keeps the reconstruction canonical. Probe scale is frozen unless
-``optimise_scale``: pixel spacing is known, and a free per-view scale trades off against size.
+rendered masks unchanged. ``ReconConfig.gauge`` fixes it: ``anchor`` keeps the first view's
+pose, ``longest`` the pose of the view with the longest visible cavity (the least
+foreshortened), ``soft`` leaves every probe free and lets the probe prior and the canonical
+shape prior pin the frame. Probe scale is frozen unless ``optimise_scale``: pixel spacing is
+known, and a free per-view scale trades off against size.
+
+Foreshortening multi-start (:func:`choose_foreshortening`): after the shape-only warm-up,
+every view with more than one candidate foreshortening tilt (:mod:`models.recon.poses`) runs
+a short probe-only fit from each candidate with the shape held; the candidate with the lowest
+loss (render + probe prior) is kept.
+
+Decoder fine-tuning starts only after ``finetune_start_steps`` (the probes settle first, so
+the decoder does not learn to explain a wrongly posed plane), and the pool of unobserved points
+that holds it back is rebuilt every ``unseen_refresh_steps`` as the probes move.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -27,7 +37,14 @@ from torch import Tensor, nn
 
 from models.recon.control import StageControl
 from models.recon.optim import Adam
-from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, render_loss, render_points
+from models.recon.rendering import (
+    PixelBank,
+    ProbeParams,
+    alpha_per_mm,
+    render_loss,
+    render_loss_per_view,
+    render_points,
+)
 from models.recon.schedule import EarlyStopper, cosine_factor, point_count
 from models.recon.shape_model import ReconPrior
 from models.recon.unseen_anchor import UnseenPool
@@ -45,9 +62,16 @@ class AnchorConfig:
     The first ``probe_warmup_steps`` update the shape only (the encoder's shape is close, and
     early probe moves would absorb its errors). Both learning rates follow a cosine decay to
     ``lr_floor`` over ``lr_decay_steps`` (1.0 = constant, the reference).
-    ``probe_prior_weight`` × mean over free views of ``(‖ω‖/σ_rot)² + (‖δ‖/σ_mm)²`` keeps the
-    probes near their initial poses where the masks do not decide (a rotation about the long
-    axis of a nearly axisymmetric cavity changes a mask very little).
+    ``probe_prior_weight`` × mean over free views of ``Σ_k (ω_k/σ_k)² + Σ_k (δ_k/σ'_k)²`` keeps
+    the probes near their initial poses where the masks do not decide (a rotation about the long
+    axis of a nearly axisymmetric cavity changes a mask very little). ω is in the view's axes
+    (:class:`models.recon.rendering.ProbeParams`), each with its own σ: ``probe_sigma_tilt_deg``
+    (about the lateral axis through mid-cavity), ``probe_sigma_deg`` (azimuth, about the long
+    axis), ``probe_sigma_inplane_deg``; δ: ``probe_sigma_mm`` in plane, ``probe_sigma_out_mm``
+    along the normal; the foreshortening φ (about the lateral axis through the base — a pure
+    rotation there, so it is penalised once) has ``probe_sigma_fs_deg``.
+    ``foreshortening_probe_steps`` probe-only steps per candidate in :func:`choose_foreshortening`
+    (0: no multi-start).
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
@@ -74,7 +98,14 @@ class AnchorConfig:
     probe_warmup_steps: int = 0
     probe_prior_weight: float = 0.0
     probe_sigma_deg: float = 10.0
+    probe_sigma_fs_deg: float = 10.0
+    probe_sigma_tilt_deg: float = 10.0
+    probe_sigma_inplane_deg: float = 10.0
     probe_sigma_mm: float = 5.0
+    probe_sigma_out_mm: float = 5.0
+    foreshortening_probe_steps: int = 0
+    finetune_start_steps: int = 0
+    unseen_refresh_steps: int = 0
     lr_decay_steps: int = 0
     lr_floor: float = 1.0
     patience: int = 0
@@ -100,7 +131,8 @@ class AnchorConfig:
 
 @dataclass
 class AnchorFit:
-    """Result of :func:`fit_anchor`: latent ``z`` (L,), the probes, the (maybe fine-tuned) prior."""
+    """Result of :func:`fit_anchor`: latent ``z`` (L,), the probes, the (maybe fine-tuned) prior and the
+    foreshortening tilts (V,) rad the multi-start chose (the tilt residuals when it did not run)."""
 
     z: Tensor
     probes: ProbeParams
@@ -109,6 +141,7 @@ class AnchorFit:
     stopped_early: bool
     seconds: float
     loss_history: list[float] = field(default_factory=list)
+    tilts_rad: list[float] = field(default_factory=list)
 
 
 class LatentParam(nn.Module):
@@ -177,23 +210,94 @@ def finetunable_copy(prior: ReconPrior, n_layers: int) -> tuple[ReconPrior, list
     return replace(prior, decoder=decoder), params
 
 
+def probe_sigmas(cfg: AnchorConfig, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-axis prior widths: rotation (3,) rad (tilt, azimuth, in-plane), translation (3,) mm."""
+    rot = torch.tensor([math.radians(cfg.probe_sigma_tilt_deg), math.radians(cfg.probe_sigma_deg),
+                        math.radians(cfg.probe_sigma_inplane_deg)], device=device)
+    mm = torch.tensor([cfg.probe_sigma_mm, cfg.probe_sigma_mm, cfg.probe_sigma_out_mm], device=device)
+    return rot, mm
+
+
+def probe_penalty_per_view(probes: ProbeParams, cfg: AnchorConfig) -> Tensor:
+    """``(φ/σ_φ)² + Σ_k (ω_k/σ_k)² + Σ_k (δ_k/σ'_k)²`` per view (V,) (0 for anchored views)."""
+    rot, mm = probe_sigmas(cfg, probes.omega.device)
+    per_view = ((probes.fs / math.radians(cfg.probe_sigma_fs_deg)) ** 2 + ((probes.omega / rot) ** 2).sum(-1)
+                + ((probes.delta / mm) ** 2).sum(-1))
+    return per_view * probes.free
+
+
 def probe_penalty(probes: ProbeParams, cfg: AnchorConfig) -> Tensor:
-    """Mean over free views of ``(‖ω‖/σ_rot)² + (‖δ‖/σ_mm)²`` (scalar)."""
-    sigma_rot = math.radians(cfg.probe_sigma_deg)
-    per_view = (probes.omega**2).sum(-1) / sigma_rot**2 + (probes.delta**2).sum(-1) / cfg.probe_sigma_mm**2
-    out: Tensor = (per_view * probes.free).sum() / probes.free.sum().clamp_min(1.0)
+    """Mean over free views of :func:`probe_penalty_per_view` (scalar)."""
+    out: Tensor = probe_penalty_per_view(probes, cfg).sum() / probes.free.sum().clamp_min(1.0)
     return out
+
+
+def choose_foreshortening(prior: ReconPrior, z: Tensor, bank: PixelBank, probes: ProbeParams,
+                          candidates: Sequence[Sequence[float]], cfg: AnchorConfig,
+                          generator: torch.Generator) -> list[float]:
+    """Keep, per view, the best of its candidate foreshortening tilts (rad) after a short fit.
+
+    ``z`` (L,) the shape (held). Each (view, candidate) pair is a copy of the view's probe with
+    its tilt residual set to the candidate; ``foreshortening_probe_steps`` probe-only steps fit
+    all copies at once (they do not interact with the shape held), then each copy is scored
+    by its render loss plus probe prior on a fresh sample and the best copy's residuals are
+    written back into ``probes``. Returns the chosen tilts (V,) rad (as fitted).
+    """
+    pairs = [(v, c) for v in range(probes.n_views) for c in candidates[v]
+             if len(candidates[v]) > 1 and bool(probes.free[v])]
+    chosen = [float(w) for w in probes.fs.detach()]
+    if not pairs or cfg.foreshortening_probe_steps <= 0:
+        return chosen
+    idx = [v for v, _ in pairs]
+    copies = probes.select(idx)
+    for i, (_, c) in enumerate(pairs):
+        copies.set_foreshortening(i, c)
+    sub = bank.select(idx)
+    opt = Adam([([copies.fs, copies.omega], cfg.lr_probe), ([copies.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
+    frames = torch.zeros(1, dtype=torch.long, device=z.device)
+    n = max(cfg.points_end // max(bank.n_views, 1), 64)
+    alpha = alpha_per_mm(cfg.alpha_start, cfg.alpha_end, cfg.sdf_unit_mm, 0.5)
+    zd = z.detach()[None]
+
+    def losses() -> Tensor:
+        rc, target = sub.sample(frames, n, generator)
+        x = render_points(copies, rc, sub.spacing)
+        f = prior.sdf(zd, x.reshape(1, -1, 3)).reshape(target.shape)
+        return render_loss_per_view(f, target, alpha, cfg.dice_weight) + \
+            cfg.probe_prior_weight * probe_penalty_per_view(copies, cfg)
+
+    for _ in range(cfg.foreshortening_probe_steps):
+        opt.zero_grad()
+        losses().mean().backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    with torch.no_grad():
+        score = torch.stack([losses() for _ in range(4)]).mean(0)
+    best: dict[int, int] = {}
+    for i, (v, _) in enumerate(pairs):
+        if v not in best or float(score[i]) < float(score[best[v]]):
+            best[v] = i
+    with torch.no_grad():
+        for v, i in best.items():
+            probes.fs[v] = copies.fs[i]
+            probes.omega[v] = copies.omega[i]
+            probes.delta[v] = copies.delta[i]
+            chosen[v] = float(copies.fs[i])
+    return chosen
 
 
 def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbeParams, cfg: AnchorConfig,
                generator: torch.Generator, control: StageControl | None = None,
-               unseen: UnseenPool | None = None) -> AnchorFit:
+               unseen: UnseenPool | Callable[[Tensor], UnseenPool | None] | None = None,
+               candidates: Sequence[Sequence[float]] | None = None) -> AnchorFit:
     """Fit latent and probes to frame 0 of ``bank`` (the ED masks of every view).
 
     ``z0`` (L,) initial latent; ``unseen`` the points where decoder fine-tuning is held back
-    (used when the config fine-tunes and ``unseen_anchor_weight`` > 0). Returns the fitted
-    latent (L,), the fitted probes (the same module, updated in place) and the prior actually
-    used (a fine-tuned copy if requested).
+    (used when the config fine-tunes and ``unseen_anchor_weight`` > 0), or a function of the
+    current latent (L,) that builds them under the current probes (called when fine-tuning
+    starts and every ``unseen_refresh_steps`` after); ``candidates`` per view the foreshortening
+    tilts (rad) of :func:`choose_foreshortening`, run when the shape-only warm-up ends. Returns
+    the fitted latent (L,), the fitted probes (the same module, updated in place), the prior
+    actually used (a fine-tuned copy if requested) and, in ``tilts_rad``, the chosen tilts.
     """
     start = time.perf_counter()
     device = z0.device
@@ -203,17 +307,26 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
     shape_opt = Adam(shape_groups)
-    probe_opt = Adam([([probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm),
+    probe_opt = Adam([([probes.fs, probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm),
                       ([probes.log_scale], cfg.lr_probe)])
     optimise_probes = cfg.optimise_probes and bool(probes.free.any()) and cfg.probe_steps > 0
     cycle = cfg.shape_steps + (cfg.probe_steps if optimise_probes else 0)
     stopper = EarlyStopper(cfg.patience, cfg.rel_tol, max(cfg.min_steps, cfg.anneal_steps))
-    hold_back = unseen if decoder_params and cfg.holds_back_unseen else None
+    holds_back = bool(decoder_params) and cfg.holds_back_unseen
+    hold_back = unseen if holds_back and isinstance(unseen, UnseenPool) else None
+    build = unseen if holds_back and callable(unseen) and not isinstance(unseen, UnseenPool) else None
     frames = torch.zeros(1, dtype=torch.long, device=device)
     history: list[float] = []
+    tilts: list[float] | None = None
     stopped = False
     step = 0
     for step in range(cfg.max_steps):
+        if optimise_probes and candidates is not None and step == cfg.probe_warmup_steps:
+            tilts = choose_foreshortening(prior, latent()[0], bank, probes, candidates, cfg, generator)
+        tuning = bool(decoder_params) and step >= cfg.finetune_start_steps
+        if tuning and build is not None and (hold_back is None or (
+                cfg.unseen_refresh_steps > 0 and (step - cfg.finetune_start_steps) % cfg.unseen_refresh_steps == 0)):
+            hold_back = build(latent()[0].detach())
         probe_phase = optimise_probes and step >= cfg.probe_warmup_steps and (step % cycle) >= cfg.shape_steps
         n = point_count(step, cfg.points_ramp_steps, cfg.points_start, cfg.points_end)
         rc, target = bank.sample(frames, max(n // bank.n_views, 1), generator)
@@ -229,13 +342,16 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
             loss = loss + cfg.probe_prior_weight * probe_penalty(probes, cfg)
         else:
             loss = loss + cfg.prior_weight * latent.mahalanobis(z)
-            if hold_back is not None:
+            if tuning and hold_back is not None:
                 loss = loss + cfg.unseen_anchor_weight * hold_back.penalty(prior, z[0], cfg.unseen_anchor_points,
                                                                            generator)
         opt = probe_opt if probe_phase else shape_opt
         opt.lr_scale = cosine_factor(step, cfg.lr_decay_steps, cfg.lr_floor)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
+        if not tuning:
+            for p in decoder_params:
+                p.grad = None
         opt.step()
         value = float(loss.detach())
         history.append(value)
@@ -250,4 +366,6 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
         p.requires_grad_(False)
     with torch.no_grad():
         z_final = latent()[0].detach().clone()
-    return AnchorFit(z_final, probes, prior, step + 1, stopped, time.perf_counter() - start, history)
+    if tilts is None:
+        tilts = [float(w) for w in probes.fs.detach()]
+    return AnchorFit(z_final, probes, prior, step + 1, stopped, time.perf_counter() - start, history, tilts)

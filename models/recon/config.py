@@ -2,7 +2,8 @@
 
 * ``paper`` — the reference schedule (§3.1): 1,500 anchor steps alternating shape:probe 8:2,
   2,000 motion steps with one random frame each, 4,096 points per step, α 20 → 150, Adam
-  5e-3 (probe), 5e-4 (latent, raw units), 1e-3 (velocity), λ_trans 0.5, λ_smooth 0.001.
+  5e-3 (probe), 5e-4 (latent, raw units), 1e-3 (velocity), λ_trans 0.5, λ_smooth 0.001 (both in
+  the reference's unit-sphere SDF units: ``MotionConfig.loss_unit_mm`` = 50 mm).
 * ``default`` — the same code with a schedule tuned for speed at equal accuracy: whitened
   latent steps, half the points per step (2,048: measured as accurate as a 1,536→4,096
   coarse-to-fine ramp at 2.4× less time), early stopping on loss plateaus (patience 100 of
@@ -14,6 +15,10 @@
   imaging fans, EDV +50 mL), all frames rendered together each motion step (transport on 6
   random frame pairs), per-frame latents warm-started from the fitted ED latent plus the
   encoder's frame-to-frame change. The choice is measured in docs/results.md ("Tuning").
+  Session 4 (docs/results.md, "Session 4"): the pose model for real probes — base-anchored
+  initial poses, an explicit foreshortening tilt per view (σ 15°) with a multi-start, per-axis
+  priors, the soft gauge (measured better than anchoring A4C or the longest view), decoder
+  fine-tuning from step 200 with the unseen pool rebuilt every 100 steps.
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
@@ -30,6 +35,7 @@ from models.recon.motion import MotionConfig
 from models.recon.rsa import MeshConfig
 
 PROFILES = ("default", "paper", "smoke")
+GAUGES = ("anchor", "longest", "soft")
 ABLATIONS = ("none", "no-eca", "no-probe", "no-motion", "no-rsa", "no-dr")
 
 
@@ -42,11 +48,13 @@ class ReconConfig:
     frame is fitted independently and its latent alone decides its shape; vertices follow
     by SDF projection only), ``use_rsa`` (False: marching cubes on every frame, volumes
     from those meshes), ``ed_only`` (3D: the ED frame only), ``views`` (a subset),
-    ``n_frames`` (resample the common phase axis), ``pose_init`` (``mask`` or ``nominal``).
+    ``n_frames`` (resample the common phase axis), ``pose_init`` (``base``, ``mask`` or
+    ``nominal``: :mod:`models.recon.poses`).
 
-    ``gauge``: ``anchor`` fixes the first view's probe (A4C when present) entirely; ``soft``
-    leaves every probe free and relies on the probe prior (``anchor.probe_prior_weight``) and
-    the canonical shape prior to pin the frame down.
+    ``gauge``: ``anchor`` fixes the first view's probe (A4C when present) entirely; ``longest``
+    fixes the probe of the view with the longest visible cavity (the least foreshortened);
+    ``soft`` leaves every probe free and relies on the probe prior (``anchor.probe_prior_weight``)
+    and the canonical shape prior to pin the frame down.
 
     ``sector_half_angle_deg``: pixels outside the apical fan (apex at row 0, centre column)
     are unobserved, not background — a cavity cut by the fan edge must not shrink the shape.
@@ -60,8 +68,8 @@ class ReconConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     views: tuple[str, ...] | None = None
     n_frames: int | None = None
-    pose_init: str = "mask"
-    gauge: str = "anchor"
+    pose_init: str = "base"
+    gauge: str = "soft"
     optimise_probes: bool = True
     use_tto: bool = True
     use_motion: bool = True
@@ -82,6 +90,8 @@ class ReconConfig:
                 anchor=AnchorConfig(
                     max_steps=800, min_steps=120, lr_latent=0.1, latent_lr_in_std=True, lr_probe=5e-3,
                     probe_prior_weight=0.05, probe_warmup_steps=40, lr_decay_steps=700, lr_floor=0.1,
+                    probe_sigma_fs_deg=15.0, foreshortening_probe_steps=20,
+                    finetune_start_steps=200, unseen_refresh_steps=100,
                     finetune_layers=2, lr_decoder=2e-4, unseen_anchor_weight=0.5,
                     points_start=2048, points_end=2048, points_ramp_steps=0, anneal_steps=150,
                     patience=100, rel_tol=5e-3,
@@ -90,7 +100,7 @@ class ReconConfig:
                     steps=300, min_steps=40, frames_per_step=0, points_per_frame=256, transport_points=128,
                     transport_pairs=6,
                     smooth_points=256, lr_latent=0.1, latent_lr_in_std=True, warm_start="delta",
-                    patience=50, rel_tol=2e-3,
+                    patience=50, rel_tol=2e-3, loss_unit_mm=1.0,
                 ),
                 mesh=MeshConfig(grid_mm=2.0, projection_iterations=2),
             )
@@ -104,7 +114,7 @@ class ReconConfig:
                 ),
                 motion=MotionConfig(
                     steps=20, min_steps=20, frames_per_step=0, points_per_frame=384, transport_points=128,
-                    smooth_points=64, lr_latent=0.05, latent_lr_in_std=True, warm_start="delta",
+                    smooth_points=64, lr_latent=0.05, latent_lr_in_std=True, warm_start="delta", loss_unit_mm=1.0,
                 ),
                 mesh=MeshConfig(grid_mm=3.0, projection_iterations=2),
                 surface_seed_points=512,

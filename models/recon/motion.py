@@ -8,10 +8,15 @@ Trained per study with the probes frozen (they were fitted at ED):
 * each step renders a random subset of frames against their masks (BCE + 0.5·Dice);
 * the velocity field ``v(γ(x), γ(t))`` (MLP with sinusoidal encodings, displacement in mm
   per frame step) is trained by the bidirectional transport loss
-  ``E[w(x_t)·f(z̃_{t+1}, x_t + v_t)²] + E[w(x_{t+1})·f(z̃_t, x_{t+1} − v_{t+1})²]``,
-  ``w = exp(−|f|)``, on points near each frame's surface, plus ``λ_smooth·E[‖v‖²]`` on
-  uniform samples. The latents are detached in the transport term: the masks decide the
-  shapes, the velocity field follows them (it only provides vertex correspondence for RSA).
+  ``E[w(x_t)·f(z̃_{t+1}, x_t + v(x_t, t))²] + E[w(x_{t+1})·f(z̃_t, x_{t+1} − v(x_{t+1}, t))²]``
+  (the backward term inverts the same step t → t+1 to first order; evaluating the field at
+  t+1 there asked one field to be two different displacements), ``w = exp(−|f|)``, on points
+  near each frame's surface, plus ``λ_smooth·E[‖v‖²]`` on uniform samples. Both terms and
+  ``w`` are computed in units of ``loss_unit_mm`` (the reference's unit-sphere SDF is
+  ``sdf_unit_mm`` = 50 mm, which the ``paper`` profile uses so that its λ's mean what the
+  reference's do; the ``default`` profile was tuned with 1 mm). The latents are detached in the
+  transport term: the masks decide the shapes, the velocity field follows them (it only
+  provides vertex correspondence for RSA).
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class MotionConfig:
     velocity_freqs_t: int = 4
     lstm_hidden: int = 64
     surface_jitter_mm: float = 2.0
+    loss_unit_mm: float = 50.0
     patience: int = 0
     rel_tol: float = 2e-3
 
@@ -245,17 +251,19 @@ def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, 
         return pts + noise
 
     x_a, x_b = near(t0), near(t1)
+    unit = cfg.loss_unit_mm
     with torch.no_grad():
-        w_a = torch.exp(-prior.sdf(z_all[t0], x_a).abs())
-        w_b = torch.exp(-prior.sdf(z_all[t1], x_b).abs())
-    v_a = velocity(x_a, times[t0][:, None].expand(-1, n))
-    v_b = velocity(x_b, times[t1][:, None].expand(-1, n))
-    f_fwd = prior.sdf(z_all[t1], x_a + v_a)
-    f_bwd = prior.sdf(z_all[t0], x_b - v_b)
+        w_a = torch.exp(-prior.sdf(z_all[t0], x_a).abs() / unit)
+        w_b = torch.exp(-prior.sdf(z_all[t1], x_b).abs() / unit)
+    step_t = times[t0][:, None].expand(-1, n)
+    v_a = velocity(x_a, step_t)
+    v_b = velocity(x_b, step_t)
+    f_fwd = prior.sdf(z_all[t1], x_a + v_a) / unit
+    f_bwd = prior.sdf(z_all[t0], x_b - v_b) / unit
     transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
     u = torch.rand((cfg.smooth_points, 3), generator=generator, device=device)
     xs = lo + (hi - lo) * u
     ts = torch.rand((cfg.smooth_points,), generator=generator, device=device)
-    smooth = (velocity(xs, ts) ** 2).sum(-1).mean()
+    smooth = ((velocity(xs, ts) / unit) ** 2).sum(-1).mean()
     out: Tensor = cfg.lambda_transport * transport + cfg.lambda_smooth * smooth
     return out

@@ -12,6 +12,7 @@ Deterministic for a given ``config.seed`` on a given device and thread count.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,17 +26,17 @@ from models.errors import ErrorCode, InputError
 from models.geometry.frames import ImagePlane, ProbePose
 from models.geometry.mesh import Mesh, mesh_volume_ml
 from models.recon.anchor import fit_anchor
-from models.recon.config import ReconConfig
+from models.recon.config import GAUGES, ReconConfig
 from models.recon.control import ReconstructionCancelled, StageControl
 from models.recon.motion import MotionFit, fit_motion, project_to_surface
-from models.recon.poses import initial_pose, mask_centroid_world
+from models.recon.poses import POSE_INITS, apex_miss_mm, initial_poses, mask_centroid_world
 from models.recon.rendering import PixelBank, ProbeParams
 from models.recon.result import ReconResult, ViewFit
 from models.recon.rsa import extract_mesh, per_frame_meshes, propagate_rsa
 from models.recon.shape_model import ReconPrior
 from models.recon.temporal import align_views
-from models.recon.unseen_anchor import build_pool
-from models.study import Study
+from models.recon.unseen_anchor import UnseenPool, build_pool
+from models.study import STATIC_PHASES, Study, check_static_or_cine
 
 __all__ = ["ReconConfig", "ReconstructionCancelled", "reconstruct_study"]
 
@@ -77,7 +78,8 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
         study = study.subset(list(cfg.views))
     if not study.view_names:
         raise InputError("the study has no view to reconstruct from", code=ErrorCode.MISSING_VIEW, field="views")
-    aligned = align_views(study, cfg.n_frames)
+    check_static_or_cine(study.views)
+    aligned = align_views(study, None if study.is_static else cfg.n_frames)
     warnings.extend(aligned.warnings)
     names = study.view_names
     masks = {v: aligned.masks[v] for v in names}
@@ -94,31 +96,46 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     # ---------------------------------------------------------------- anchor (ED)
     control = stage("anchor")
     t0 = time.perf_counter()
-    poses0 = [initial_pose(v, masks[v][0], spacing[v], cfg.pose_init) for v in names]
-    pivots = np.stack([mask_centroid_world(masks[v][0], spacing[v], p) for v, p in zip(names, poses0, strict=True)])
-    if cfg.gauge not in ("anchor", "soft"):
-        raise InputError(f"unknown gauge {cfg.gauge!r}; expected anchor or soft", code=ErrorCode.VALIDATION_FAILED,
-                         field="gauge")
-    anchored = [i == 0 and cfg.gauge == "anchor" for i in range(len(names))]
-    probes = ProbeParams(poses0, pivots, anchored=anchored,
-                         optimise_scale=cfg.anchor.optimise_scale).to(device)
+    if cfg.gauge not in GAUGES:
+        raise InputError(f"unknown gauge {cfg.gauge!r}; expected one of {', '.join(GAUGES)}",
+                         code=ErrorCode.VALIDATION_FAILED, field="gauge")
+    if cfg.pose_init not in POSE_INITS:
+        raise InputError(f"unknown pose initialisation {cfg.pose_init!r}; expected one of {', '.join(POSE_INITS)}",
+                         code=ErrorCode.VALIDATION_FAILED, field="pose_init")
+    init = initial_poses(names, [masks[v][0] for v in names], [spacing[v] for v in names], cfg.pose_init,
+                         multi_start=cfg.anchor.foreshortening_probe_steps > 0)
+    poses0 = init.poses
+    # one view has nothing to move relative to: it is the gauge whatever the setting
+    fixed = 0 if len(names) == 1 else {"anchor": 0, "longest": init.longest}.get(cfg.gauge)
+    anchored = [i == fixed for i in range(len(names))]
+    centroids = np.stack([mask_centroid_world(masks[v][0], spacing[v], p) for v, p in zip(names, poses0, strict=True)])
+    probes = ProbeParams(poses0, centroids, anchored=anchored, optimise_scale=cfg.anchor.optimise_scale,
+                         bases_mm=init.pivots).to(device)
     bank_ed = PixelBank.build([masks[v][:1] for v in names], [spacing[v] for v in names], device,
                               sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
     z_ed = z_enc[0]
     anchor_info: dict[str, Any] = {"steps": 0, "stopped_early": False}
     if cfg.use_tto:
         anchor_cfg = cfg.anchor if cfg.optimise_probes else _no_probes(cfg)
-        unseen = None
-        if anchor_cfg.holds_back_unseen:
+        base_prior = prior
+
+        def unseen_pool(z: torch.Tensor) -> UnseenPool | None:
             box = _bounding_box({v: masks[v][:1] for v in names}, spacing, probes, cfg.mesh.bbox_margin_mm)
-            unseen = build_pool(prior, z_ed, probes, [spacing[v] for v in names], [observed[v] for v in names],
-                                _box_tensors(*box, device), 4 * anchor_cfg.unseen_anchor_points,
-                                anchor_cfg.unseen_band_mm, anchor_cfg.unseen_plane_sigma_mm, generator)
-        fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control, unseen)
+            return build_pool(base_prior, z, probes, [spacing[v] for v in names], [observed[v] for v in names],
+                              _box_tensors(*box, device), 4 * anchor_cfg.unseen_anchor_points,
+                              anchor_cfg.unseen_band_mm, anchor_cfg.unseen_plane_sigma_mm, generator)
+
+        fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control,
+                         unseen_pool if anchor_cfg.holds_back_unseen else None, init.candidates_rad)
         z_ed, prior = fit.z, fit.prior
         anchor_info = {"steps": fit.steps, "stopped_early": fit.stopped_early,
                        "final_loss": float(np.mean(fit.loss_history[-10:])),
-                       "decoder_layers_finetuned": anchor_cfg.decoder_layers}
+                       "decoder_layers_finetuned": anchor_cfg.decoder_layers,
+                       "long_axis_mm": init.length_mm,
+                       "foreshortening_candidates_deg": {v: [math.degrees(c) for c in cands] for v, cands in
+                                                         zip(names, init.candidates_rad, strict=True)},
+                       "foreshortening_chosen_deg": dict(zip(names, (math.degrees(t) for t in fit.tilts_rad),
+                                                             strict=True))}
     timings["anchor"] = time.perf_counter() - t0
     control.report(1.0)
 
@@ -171,8 +188,13 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     fitted_poses = probes.poses()
     view_fits = _view_fits(names, masks, spacing, observed, fitted_poses, ed_mesh, vertices, frame_meshes, ed_frame,
                            es_frame, aligned.source_frames)
-    if n_frames == 1:
-        warnings.append("3D reconstruction of the ED frame only: ESV and EF are not available")
+    phase = _single_phase(study, cfg) if n_frames == 1 else None
+    if phase == "ES":
+        warnings.append("3D reconstruction (ES only; a static study declared end-systolic): the volume is the ESV; "
+                        "EDV and EF are not available")
+    elif phase == "ED":
+        static = "; a static study: one frame per view, taken as ED" if study.is_static else ""
+        warnings.append(f"3D reconstruction (ED only{static}): ESV and EF are not available")
     poor = [f.view for f in view_fits if min(f.dice_ed, f.dice_mean) < POOR_FIT_DICE]
     if poor:
         warnings.append(f"the reconstruction explains view(s) {', '.join(poor)} poorly (Dice below "
@@ -183,7 +205,7 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
 
     extras: dict[str, Any] = {
         "profile": cfg.profile,
-        "anchored_view": names[0] if cfg.gauge == "anchor" else None,
+        "anchored_view": names[fixed] if fixed is not None else None,
         "pose_init": cfg.pose_init,
         "anchor_steps": int(anchor_info["steps"]),
         "anchor_stopped_early": bool(anchor_info["stopped_early"]),
@@ -195,6 +217,7 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
         "source_frames": {v: aligned.source_frames[v][:n_frames] for v in names},
         "latents": z_frames.detach().cpu().numpy(),
         "mesh_box_mm": [lo.tolist(), hi.tolist()],
+        "single_phase": phase,
     }
     if frame_meshes is not None:
         extras["frame_meshes"] = frame_meshes
@@ -221,6 +244,19 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
         warnings=warnings,
         extras=extras,
     )
+
+
+def _single_phase(study: Study, cfg: ReconConfig) -> str:
+    """``ED`` or ``ES``: what the one reconstructed frame is. A static study may declare its still
+    end-systolic (``study.json`` key ``static_phase``); anything else is ED (the frame with the
+    largest cavity, or the still as archives mostly store it)."""
+    declared = study.meta.get("static_phase")
+    if not study.is_static or cfg.ed_only or declared in (None, "ED"):
+        return "ED"
+    if declared not in STATIC_PHASES:
+        raise InputError(f"static_phase must be one of {', '.join(STATIC_PHASES)}, got {str(declared)[:20]!r}",
+                         code=ErrorCode.VALIDATION_FAILED, field="static_phase")
+    return str(declared)
 
 
 def _no_probes(cfg: ReconConfig) -> Any:
@@ -301,9 +337,11 @@ def _view_fits(names: list[str], masks: dict[str, NDArray[np.uint8]], spacing: d
                observed: dict[str, NDArray[np.bool_]], poses: list[ProbePose], ed_mesh: Mesh,
                vertices: NDArray[np.float64], frame_meshes: list[Mesh] | None, ed_frame: int, es_frame: int,
                source_frames: dict[str, list[int]]) -> list[ViewFit]:
-    """Dice/IoU of the reconstruction sliced in each fitted plane against the observed masks."""
+    """Dice/IoU of the reconstruction sliced in each fitted plane against the observed masks, and how far
+    each fitted plane misses the reconstruction's apex (its ED vertex lowest along the long axis)."""
     from models.geometry.slicing import slice_mask
 
+    apex = ed_mesh.vertices[int(np.argmin(ed_mesh.vertices[:, 2]))]
     fits = []
     n_frames = len(vertices)
     for v, pose in zip(names, poses, strict=True):
@@ -322,5 +360,5 @@ def _view_fits(names: list[str], masks: dict[str, NDArray[np.uint8]], spacing: d
         src = source_frames[v]
         fits.append(ViewFit(view=v, dice_ed=dices[ed_frame], iou_ed=ious[ed_frame], dice_mean=float(np.mean(dices)),
                             iou_mean=float(np.mean(ious)), pose=pose, ed_frame=int(src[ed_frame]),
-                            es_frame=int(src[es_frame])))
+                            es_frame=int(src[es_frame]), foreshortening_mm=apex_miss_mm(pose, apex)))
     return fits

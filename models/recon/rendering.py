@@ -1,12 +1,20 @@
 """SDF-tailored differentiable rendering of apical masks (reference §2.2).
 
-* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose:
-  rotation residual ω (axis-angle, about a pivot inside the view's mask so that rotating
-  does not swing the image about its far corner), translation residual δ (mm) and a
-  log-scale. With the initial pose ``x0 = s0·R0·p + t0`` the current pose is
-  ``x = pivot + e^ls · exp([ω]) · (x0 − pivot) + δ``, i.e. again ``x = s·R·p + t`` with
-  ``R = exp([ω])·R0``, ``s = e^ls·s0``, ``t = pivot + e^ls·exp([ω])·(t0 − pivot) + δ``.
-  Views listed as anchored keep their initial pose exactly (gauge fixing).
+* :class:`ProbeParams` — one learnable probe pose per view, a residual on an initial pose
+  ``x0 = s0·R0·p + t0``, in two steps that mirror how a real probe errs:
+
+  1. **foreshortening** φ (rad): a rotation ``F`` about the view's lateral axis ``R0·e0``
+     through its base midpoint ``b`` (the plane keeps its base and misses the apex by about
+     ``L·sin φ``): ``R1 = F·R0 = R0·exp([φ·e0])``, ``t1 = b + F·(t0 − b)``;
+  2. the general residual, in the moved view's own axes (lateral, depth, normal): rotation ω
+     (axis-angle, rad: ω₀ tilt, ω₁ azimuth about the long axis, ω₂ in plane) about the pivot
+     ``c`` (the mask centroid, moved by ``F``: ``c1 = b + F·(c − b)``), translation δ (mm) and a
+     log-scale: with ``Q = R1·exp([ω])·R1ᵀ``, ``R = R1·exp([ω])``, ``s = e^ls·s0``,
+     ``t = c1 + e^ls·Q·(t1 − c1) + R1·δ``.
+
+  Each degree of freedom has its own prior width (:func:`models.recon.anchor.probe_penalty`);
+  foreshortening is a pure rotation about the base, so it is penalised once. Views listed as
+  anchored keep their initial pose exactly (gauge fixing).
 * :func:`pixels_to_points` — pixel (row, col) → canonical point, following
   :mod:`models.geometry.frames`: ``p = (c·sc, r·sr, 0)``, ``x = s·R·p + t``.
 * :class:`PixelBank` — the observed masks of one or more frames as flat tensors plus
@@ -71,29 +79,34 @@ def pixels_to_points(pixel_rc: Tensor, spacing_mm: Tensor, rotation: Tensor, tra
 class ProbeParams(nn.Module):
     """Learnable probe poses for V views, residuals on their initial poses.
 
-    Buffers: ``rot0`` (V, 3, 3), ``trans0`` (V, 3), ``scale0`` (V,), ``pivot`` (V, 3) mm,
-    ``free`` (V,) 1 for optimisable views, 0 for anchored ones. Parameters: ``omega`` (V, 3)
-    rad, ``delta`` (V, 3) mm, ``log_scale`` (V,).
+    Buffers: ``rot0`` (V, 3, 3), ``trans0`` (V, 3), ``scale0`` (V,), ``pivot`` (V, 3) mm (mask
+    centroids), ``base`` (V, 3) mm (base midpoints; the pivots when not given), ``free`` (V,) 1 for
+    optimisable views, 0 for anchored ones. Parameters: ``fs`` (V,) rad foreshortening, ``omega``
+    (V, 3) rad and ``delta`` (V, 3) mm in the view's (lateral, depth, normal) axes, ``log_scale`` (V,).
     """
 
     rot0: Tensor
     trans0: Tensor
     scale0: Tensor
     pivot: Tensor
+    base: Tensor
     free: Tensor
     scale_free: Tensor
 
     def __init__(self, poses: Sequence[ProbePose], pivots_mm: NDArray[np.float64], anchored: Sequence[bool],
-                 optimise_scale: bool = False) -> None:
+                 optimise_scale: bool = False, bases_mm: NDArray[np.float64] | None = None) -> None:
         super().__init__()
         v = len(poses)
         self.register_buffer("rot0", torch.tensor(np.stack([p.rotation for p in poses]), dtype=torch.float32))
         self.register_buffer("trans0", torch.tensor(np.stack([p.translation for p in poses]), dtype=torch.float32))
         self.register_buffer("scale0", torch.tensor([p.scale for p in poses], dtype=torch.float32))
         self.register_buffer("pivot", torch.tensor(np.asarray(pivots_mm).reshape(v, 3), dtype=torch.float32))
+        base = pivots_mm if bases_mm is None else bases_mm
+        self.register_buffer("base", torch.tensor(np.asarray(base).reshape(v, 3), dtype=torch.float32))
         free = torch.tensor([0.0 if a else 1.0 for a in anchored])
         self.register_buffer("free", free)
         self.register_buffer("scale_free", free * (1.0 if optimise_scale else 0.0))
+        self.fs = nn.Parameter(torch.zeros(v))
         self.omega = nn.Parameter(torch.zeros(v, 3))
         self.delta = nn.Parameter(torch.zeros(v, 3))
         self.log_scale = nn.Parameter(torch.zeros(v))
@@ -104,15 +117,40 @@ class ProbeParams(nn.Module):
 
     def transforms(self) -> tuple[Tensor, Tensor, Tensor]:
         """Current ``R`` (V, 3, 3), ``t`` (V, 3) mm and ``s`` (V,)."""
-        omega = self.omega * self.free[:, None]
-        res = axis_angle_to_matrix(omega)
-        ls = self.log_scale * self.scale_free
-        k = torch.exp(ls)
-        rotation = res @ self.rot0
+        fs = self.fs * self.free
+        zero = torch.zeros_like(fs)
+        tilt = axis_angle_to_matrix(torch.stack([fs, zero, zero], -1))
+        rot1 = self.rot0 @ tilt
+        turn = rot1 @ self.rot0.transpose(-1, -2)  # F, the world rotation about the lateral axis
+        trans1 = self.base + torch.einsum("vij,vj->vi", turn, self.trans0 - self.base)
+        pivot = self.base + torch.einsum("vij,vj->vi", turn, self.pivot - self.base)
+        local = axis_angle_to_matrix(self.omega * self.free[:, None])
+        k = torch.exp(self.log_scale * self.scale_free)
+        rotation = rot1 @ local
+        world = rotation @ rot1.transpose(-1, -2)
         scale = k * self.scale0
-        arm = torch.einsum("vij,vj->vi", res, self.trans0 - self.pivot)
-        translation = self.pivot + k[:, None] * arm + self.delta * self.free[:, None]
+        arm = torch.einsum("vij,vj->vi", world, trans1 - pivot)
+        shift = torch.einsum("vij,vj->vi", rot1, self.delta * self.free[:, None])
+        translation = pivot + k[:, None] * arm + shift
         return rotation, translation, scale
+
+    def select(self, views: Sequence[int]) -> ProbeParams:
+        """A new module holding copies of the listed views' probes (repeats allowed), same residuals."""
+        out = ProbeParams.__new__(ProbeParams)
+        nn.Module.__init__(out)
+        idx = torch.tensor(list(views), dtype=torch.long, device=self.rot0.device)
+        for name in ("rot0", "trans0", "scale0", "pivot", "base", "free", "scale_free"):
+            out.register_buffer(name, getattr(self, name)[idx].clone())
+        out.fs = nn.Parameter(self.fs.detach()[idx].clone())
+        out.omega = nn.Parameter(self.omega.detach()[idx].clone())
+        out.delta = nn.Parameter(self.delta.detach()[idx].clone())
+        out.log_scale = nn.Parameter(self.log_scale.detach()[idx].clone())
+        return out
+
+    def set_foreshortening(self, view: int, angle_rad: float) -> None:
+        """Set view ``view``'s foreshortening tilt (rad, a multi-start candidate)."""
+        with torch.no_grad():
+            self.fs[view] = float(angle_rad)
 
     def poses(self) -> list[ProbePose]:
         """The current poses as :class:`ProbePose` (float64, detached)."""
@@ -126,13 +164,18 @@ class ProbeParams(nn.Module):
         return out
 
     def residual_summary(self) -> list[dict[str, float]]:
-        """Per view: rotation residual (deg), translation residual (mm), scale factor."""
+        """Per view: foreshortening tilt (deg), rotation residual (deg; also per axis: tilt, azimuth,
+        in-plane), translation residual (mm), scale factor."""
         with torch.no_grad():
-            omega = (self.omega * self.free[:, None]).norm(dim=-1)
+            fs = self.fs * self.free
+            omega = self.omega * self.free[:, None]
             delta = (self.delta * self.free[:, None]).norm(dim=-1)
             k = torch.exp(self.log_scale * self.scale_free)
         return [
-            {"rotation_deg": math.degrees(float(omega[i])), "translation_mm": float(delta[i]), "scale": float(k[i])}
+            {"foreshortening_deg": math.degrees(float(fs[i])), "rotation_deg": math.degrees(float(omega[i].norm())),
+             "tilt_deg": math.degrees(float(omega[i, 0])),
+             "azimuth_deg": math.degrees(float(omega[i, 1])), "inplane_deg": math.degrees(float(omega[i, 2])),
+             "translation_mm": float(delta[i]), "scale": float(k[i])}
             for i in range(self.n_views)
         ]
 
@@ -202,6 +245,13 @@ class PixelBank:
             shape=(h, w),
         )
 
+    def select(self, views: Sequence[int]) -> PixelBank:
+        """The bank restricted to (or repeating) the listed views, in that order."""
+        idx = torch.tensor(list(views), dtype=torch.long, device=self.targets.device)
+        k, v = self.n_frames, self.n_views
+        probs = self.probs.reshape(k, v, -1)[:, idx].reshape(k * len(idx), -1)
+        return PixelBank(self.targets[:, idx], probs, self.spacing[idx], self.shape)
+
     def sample(self, frames: Tensor, n_per_view: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw ``n_per_view`` pixels per (frame, view), boundary weighted, with replacement.
 
@@ -227,18 +277,24 @@ def alpha_per_mm(alpha_start: float, alpha_end: float, sdf_unit_mm: float, progr
     return float(alpha_start * (alpha_end / alpha_start) ** p / sdf_unit_mm)
 
 
-def render_loss(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
-    """BCE + ``dice_weight``·Dice of the soft masks ``σ(−α·f)`` against observed masks.
+def render_loss_per_view(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
+    """BCE + ``dice_weight``·Dice of the soft masks ``σ(−α·f)`` against observed masks, per view (V,).
 
-    ``sdf_mm`` and ``target`` (B, V, N); BCE is averaged over pixels, Dice is computed per
-    (frame, view) over its N sampled pixels; both are averaged over frames and views.
+    ``sdf_mm`` and ``target`` (B, V, N); BCE is averaged over a view's pixels, Dice is computed
+    per (frame, view) over its N sampled pixels; both are averaged over frames.
     """
     logits = -alpha * sdf_mm
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(0, 2))
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum(-1)
     dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum(-1) + target.sum(-1) + 1.0)
-    return bce + dice_weight * dice.mean()
+    out: Tensor = bce + dice_weight * dice.mean(0)
+    return out
+
+
+def render_loss(sdf_mm: Tensor, target: Tensor, alpha: float, dice_weight: float = 0.5) -> Tensor:
+    """The mean over views of :func:`render_loss_per_view` (scalar); ``sdf_mm``, ``target`` (B, V, N)."""
+    return render_loss_per_view(sdf_mm, target, alpha, dice_weight).mean()
 
 
 def render_points(probes: ProbeParams, pixel_rc: Tensor, spacing: Tensor) -> Tensor:

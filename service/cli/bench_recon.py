@@ -207,14 +207,15 @@ def real_lv(
     views: str | None = typer.Option(None, "--views"),
     profile: str = typer.Option("default", "--profile"),
     perturbation: float = typer.Option(1.0, "--perturbation", min=0.0, max=1.0, help="Probe perturbation strength."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the simulated probe poses and corruption."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first draw of simulated probe poses and corruption."),
+    draws: int = typer.Option(5, "--draws", min=1, help="Probe-pose draws (seeds seed, seed+1, ...); mean ± sd."),
     prior: Path | None = typer.Option(None, "--prior"),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(1, "--threads", min=1),
     out: Path = typer.Option(DEFAULT_OUT, "--out"),
     settings: list[str] = SET_OPTION,
 ) -> None:
-    """The real 4D LV (anatomy the cohort did not generate) from simulated masks."""
+    """The real 4D LV (anatomy the cohort did not generate) from simulated masks, over several probe draws."""
     with user_errors():
         import torch
 
@@ -225,10 +226,12 @@ def real_lv(
         dev = resolve_device(device)
         opts = AccuracyOptions(profile=profile, views=parse_views(views) or VIEW_NAMES, noisy=noisy, seed=0,
                                overrides=parse_settings(settings))
-        truth = real_lv_truth(path, seed=seed, perturbation_strength=perturbation)
-        doc = run_accuracy([truth], load_prior_for(prior, dev), opts, dev,
+        truths = (real_lv_truth(path, seed=seed + i, perturbation_strength=perturbation) for i in range(draws))
+        doc = run_accuracy(truths, load_prior_for(prior, dev), opts, dev,
                            progress=lambda i, row: typer.echo(_row_line(i, row), err=True))
-        tag = f"real-lv-{profile}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}"
+        doc["command"] = "echo4d bench " + " ".join(sys.argv[sys.argv.index("real-lv"):]) \
+            if "real-lv" in sys.argv else "echo4d bench real-lv"
+        tag = f"real-lv-{profile}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-d{draws}"
         js, md = write_accuracy(doc, out, tag)
         typer.echo(md.read_text())
         typer.echo(f"wrote {js} and {md}")

@@ -54,6 +54,16 @@ def test_zip_round_trip(tmp_path: Path, nested: bool) -> None:
     np.testing.assert_array_equal(loaded.views["A2C"].masks, _disc_masks(5))
 
 
+def test_static_study_round_trip(tmp_path: Path) -> None:
+    """One frame in every view is a static (3D) study, not a refusal."""
+    still = Study({"A4C": ViewSequence("A4C", _disc_masks(1), (0.5, 0.6), 30.0),
+                   "A2C": ViewSequence("A2C", _disc_masks(1), (0.4, 0.4), 25.0)})
+    save_study(still, tmp_path / "s")
+    loaded = load_study(tmp_path / "s")
+    assert loaded.is_static and not _study().is_static
+    assert loaded.views["A2C"].masks.shape == (1, 64, 48)
+
+
 def test_subset_names_missing_view() -> None:
     with pytest.raises(InputError) as err:
         _study().subset(["A3C"])
@@ -103,7 +113,8 @@ BAD_BUNDLES: list[tuple[str, Callable[[Path], None], ErrorCode, str]] = [
     ("missing file", _edit_manifest(_set(["views", "A4C", "masks"], "gone.npy")), ErrorCode.INVALID_STUDY,
      "views.A4C.masks"),
     ("2-D masks", _replace_masks(np.ones((64, 48), np.uint8)), ErrorCode.BAD_DIMENSIONS, "views.A4C.masks"),
-    ("single frame", _replace_masks(_disc_masks(1)), ErrorCode.SINGLE_FRAME, "views.A4C.masks"),
+    ("single frame beside a cine", _replace_masks(_disc_masks(1)), ErrorCode.SINGLE_FRAME, "views.A4C.masks"),
+    ("no frame", _replace_masks(_disc_masks(0)), ErrorCode.SINGLE_FRAME, "views.A4C.masks"),
     ("empty frame", _replace_masks(np.concatenate([_disc_masks(2), np.zeros((1, 64, 48), np.uint8)])),
      ErrorCode.EMPTY_MASK, "views.A4C.masks"),
     ("full frame", _replace_masks(np.ones((3, 64, 48), np.uint8)), ErrorCode.FULL_MASK, "views.A4C.masks"),
