@@ -1,4 +1,4 @@
-"""`echo4d serve` with no configuration, as a user runs it: key printed once, API + in-process worker on loopback."""
+"""`echo4d serve` with no configuration, as a user runs it: key printed once, API + its worker child process on loopback."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_real_bmode_cine_to_mesh_with_quality(needs_reconstruction: None, served
     else:
         r = httpx.post(s.url + "/v1/studies", headers=headers, timeout=60, **_nifti_upload())  # type: ignore[arg-type]
         assert r.status_code == 202, r.text
-    job = _wait(s.url + r.headers["location"], headers, 400)
+    job = _wait(str(httpx.URL(s.url).join(r.headers["location"])), headers, 400)  # STOW-RS: an absolute URL
     assert job["status"] == "succeeded", job
     assert job["quality"]["level"] in ("good", "review", "unreliable")
     assert job["quality"] == job["summary"]["quality"]
