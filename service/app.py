@@ -2,13 +2,12 @@
 
 Start-up (lifespan) builds every client once (database + migrations, object store, queue,
 metrics, auth), stores them on ``app.state.services`` for ``Depends``, and in embedded mode
-starts the in-process worker thread; the reconciler thread runs in every API replica.
+starts the worker child process (``worker.embedded``; the API process never imports torch); the reconciler
+thread runs in every API replica.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +37,7 @@ Errors are RFC 9457 `application/problem+json` with a stable `code`."""
 
 
 def _start_background(app: FastAPI, services: Services) -> list[Any]:
-    """Embedded worker (no broker) and reconciler threads; returns them for shutdown."""
+    """Embedded worker process supervisor (no broker) and reconciler thread; returns them for shutdown."""
     from service.queue import LocalQueue
     from service.webhooks import WebhookSender
     from worker.reconciler import Reconciler, ReconcilerThread
@@ -48,21 +47,17 @@ def _start_background(app: FastAPI, services: Services) -> list[Any]:
     webhooks = WebhookSender(settings, services.jobs, services.metrics)
     reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
     if settings.embedded and settings.embedded_worker and isinstance(services.queue, LocalQueue):
-        reconciler.recover_orphans()  # jobs this process was running when it stopped
+        from worker.embedded import EmbeddedWorkerProcess
         from worker.scratch import sweep_scratch
 
-        sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # and their scratch copies
-        from worker.embedded import EmbeddedWorker
-        from worker.model_cache import ModelCache
-        from worker.runner import WorkerContext
+        def recover() -> None:  # the child is the only worker: every 'running' job is an orphan when it is gone
+            reconciler.recover_orphans()
+            sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # and their scratch copies
 
-        ctx = WorkerContext(settings=settings, jobs=services.jobs, store=services.store, metrics=services.metrics,
-                            models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
-                            webhooks=webhooks,
-                            worker_id=f"{socket.gethostname()}:{os.getpid()}:embedded",
-                            scratch_dir=settings.resolved_scratch_dir)
-        app.state.worker_context = ctx
-        threads.append(EmbeddedWorker(ctx, services.queue.wakeup))
+        recover()  # jobs the worker was running when this service last stopped
+        worker = EmbeddedWorkerProcess(settings, services.queue.wakeup, on_crash=recover)
+        app.state.embedded_worker = worker
+        threads.append(worker)
     if settings.reconcile_interval_s > 0:
         threads.append(ReconcilerThread(reconciler, settings.reconcile_interval_s))
     for t in threads:

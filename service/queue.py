@@ -1,4 +1,4 @@
-"""How the API hands a job to workers: the Celery broker, or (embedded) a wake-up of the worker thread.
+"""How the API hands a job to workers: the Celery broker, or (embedded) a wake-up of the worker child.
 
 Either way the job table is the source of truth: a lost message only delays a job until the
 reconciler re-enqueues it, and a duplicate message is harmless because claiming is atomic.
@@ -42,7 +42,8 @@ class JobQueue(Protocol):
 
 
 class LocalQueue:
-    """Embedded mode: the job table is the queue; enqueue only wakes the in-process worker."""
+    """Embedded mode: the job table is the queue; enqueue only sets ``wakeup``, which the supervisor in the
+    API process (``worker.embedded.EmbeddedWorkerProcess``) relays to the worker child over its stdin pipe."""
 
     name = "local"
 

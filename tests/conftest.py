@@ -134,7 +134,7 @@ def api_factory() -> Iterator[Callable[..., ApiHarness]]:
 
 @pytest.fixture()
 def api(api_factory: Callable[..., ApiHarness], tmp_data_dir: Path) -> ApiHarness:
-    """The embedded API (SQLite + folder store), no worker thread: jobs stay queued."""
+    """The embedded API (SQLite + folder store), no worker child: jobs stay queued."""
     return api_factory(embedded_settings(tmp_data_dir))
 
 

@@ -114,7 +114,7 @@ def broken_study_zip_bytes() -> bytes:
 
 
 def worker_context(services: Any, worker_id: str = "test-worker") -> Any:
-    """A WorkerContext sharing ``services`` (what the embedded worker thread uses)."""
+    """A WorkerContext sharing ``services`` (the same run_job path as the embedded worker child, in-process)."""
     from service.webhooks import WebhookSender
     from worker.model_cache import ModelCache
     from worker.runner import WorkerContext

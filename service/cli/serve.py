@@ -1,4 +1,4 @@
-"""``echo4d serve`` (API, plus an in-process worker when no broker is set), ``echo4d worker``, ``echo4d admin``."""
+"""``echo4d serve`` (API, plus a worker child process when no broker is set), ``echo4d worker``, ``echo4d admin``."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     data_dir: DataDir = None,
     worker: Annotated[bool | None, typer.Option("--worker/--no-worker",
-                                                help="Run the in-process worker (embedded mode).")] = None,
+                                                help="Run the worker child process (embedded mode).")] = None,
 ) -> None:
-    """Run the Echo4D API. With no configuration: SQLite + a local folder under ./var and an in-process worker.
+    """Run the Echo4D API. With no configuration: SQLite + a local folder under ./var and a worker child process.
 
     On the first start a default tenant and an API key are created; the key is printed once.
     """
@@ -68,7 +68,7 @@ def worker(
         settings = _settings(worker_pool=pool, worker_concurrency=concurrency, worker_metrics_port=metrics_port)
         if settings.broker_url is None:
             raise typer.BadParameter("set ECHO4D_BROKER_URL (redis://... or amqp://...); "
-                                     "`echo4d serve` alone runs an in-process worker")
+                                     "`echo4d serve` alone runs a worker child process")
         from service.auth import check_deployment_secrets
 
         check_deployment_secrets(settings)  # refuse to start, not fail each job later

@@ -1,6 +1,6 @@
 """Load and soak figures for docs/reliability.md (a script run by hand, never collected by pytest).
 
-Starts ``echo4d serve`` (embedded: API + worker thread, SQLite, folder store) on loopback with a shape prior
+Starts ``echo4d serve`` (embedded: API + worker child process, SQLite, folder store) on loopback with a shape prior
 (a smoke prior trained here unless ``--prior`` names one), then
 
 1. load: ``--jobs`` distinct small studies from ``--concurrency`` clients (``service.loadgen.run_load``: each

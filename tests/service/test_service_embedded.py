@@ -1,4 +1,4 @@
-"""`echo4d serve` with no configuration, as a user runs it: key printed once, API + in-process worker on loopback."""
+"""`echo4d serve` with no configuration, as a user runs it: key printed once, API + worker child on loopback."""
 
 from __future__ import annotations
 

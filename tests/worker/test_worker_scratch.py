@@ -60,5 +60,5 @@ def test_embedded_start_sweeps_what_a_killed_process_left(api_factory, tmp_data_
     second = api_factory(embedded_settings(tmp_data_dir, embedded_worker=True, job_max_attempts=1))
     assert second.client.get("/healthz").status_code == 200
     assert not folder.exists()  # ...recovered at start (embedded: every running job is an orphan), scratch removed
-    # (its one attempt used, the job is failed rather than run again: the worker thread stays idle in this test)
+    # (its one attempt used, the job is failed rather than run again: the worker child stays idle in this test)
     assert second.services.jobs.get(job_id).error_code == "worker_lost"  # type: ignore[union-attr]
