@@ -50,7 +50,8 @@ class Settings(BaseSettings):
         default=None, description="Celery broker (redis://... or amqp://...). Unset: in-process worker (embedded).",
     )
     queue_name: str = Field(default="gpu", description="Celery queue the reconstruction tasks are routed to.")
-    embedded_worker: bool = Field(default=True, description="Without a broker, run a worker thread inside the API.")
+    embedded_worker: bool = Field(default=True,
+                                  description="Without a broker, run a worker child process beside the API.")
     worker_pool: Literal["solo", "prefork", "threads"] = Field(
         default="solo", description="Celery pool (solo per GPU).",
     )
@@ -176,7 +177,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when jobs run in a thread of the API process (no broker configured)."""
+        """True when jobs run in the API's own child worker process (no broker configured)."""
         return self.broker_url is None
 
 

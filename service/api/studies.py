@@ -63,9 +63,13 @@ def create_study(
     services: ServicesDep,
     file: Annotated[UploadFile | None, File(description="Study bundle zip (echo4d-study/1).")] = None,
     files: Annotated[list[UploadFile] | None, File(description="Input files when not sending a bundle.")] = None,
-    manifest: Annotated[str | None, Form(description="JSON manifest describing `files` (views, spacing, fps).")] = None,
+    manifest: Annotated[str | None, Form(
+        description="JSON manifest describing `files` (views, spacing, fps).",
+        examples=['{"view": "A4C"}', '{"files": {"a4c.nii.gz": {"view": "A4C", "fps": 25}, '
+                  '"a2c.mp4": {"view": "A2C", "pixel_spacing_mm": [0.4, 0.4]}}}'])] = None,
     profile: Annotated[ProfileName | None, Form(description="Reconstruction profile (default: the server's).")] = None,
-    callback_url: Annotated[str | None, Form(description="URL POSTed (HMAC-signed) when the job ends.")] = None,
+    callback_url: Annotated[str | None, Form(description="URL POSTed (HMAC-signed) when the job ends.",
+                                             examples=["https://pacs-gw.example.org/echo4d/callback"])] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     content_type = request.headers.get("content-type", "")
