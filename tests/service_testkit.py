@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import socket
+import subprocess
 import zipfile
 from contextlib import closing
 from pathlib import Path
@@ -13,6 +15,18 @@ from typing import Any
 import numpy as np
 
 from service.loadgen import ellipse_cine
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """Ctrl-C a server subprocess (its graceful shutdown); kill it if it has not exited within ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port() -> int:

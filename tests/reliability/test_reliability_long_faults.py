@@ -44,7 +44,7 @@ from reliability_kit import (
     wait_terminal,
     wait_until,
 )
-from service_testkit import broken_study_zip_bytes, free_port
+from service_testkit import broken_study_zip_bytes, free_port, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -269,13 +269,7 @@ class Serve:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
-from service_testkit import broken_study_zip_bytes, free_port, reconstruction_ready, study_zip_bytes
+from service_testkit import broken_study_zip_bytes, free_port, reconstruction_ready, stop_process, study_zip_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,12 +47,7 @@ class Served:
         return next((line.split(": ", 1)[1] for line in self.lines if line.startswith("API key: ")), None)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture()
