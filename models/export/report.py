@@ -127,6 +127,9 @@ class ViewQuality(_Strict):
     fit_dice_ed: Fraction | None
     fit_dice_mean: Fraction | None
     foreshortening_mm: NonNegativeFloat | None = Field(description="null where the fit did not estimate it")
+    segmentation_fac_spread: NonNegativeFloat | None = Field(
+        None, description="Largest change of the fractional area change when the clip is re-segmented at another "
+                          "gain or resolution; null when masks were supplied")
 
 
 class Plausibility(_Strict):

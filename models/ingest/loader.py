@@ -33,6 +33,7 @@ from models.ingest.report import IngestReport
 from models.ingest.sniff import Format
 from models.ingest.video import read_video
 from models.quality.signals import segmentation_confidence
+from models.quality.stability import fac_spread
 from models.segment.protocol import Segmenter
 from models.study import Study, StudyLimits, ViewSequence, load_study, validate_masks, validate_spacing
 
@@ -193,6 +194,7 @@ def _masks_of(d: Decoded, view: str, segmenter: Segmenter | None, report: Ingest
     masks = probabilities > 0.5
     d.source.segmenter = segmenter.name
     d.source.extra["segmentation_confidence"] = round(segmentation_confidence(probabilities), 4)
+    d.source.extra["segmentation_fac_spread"] = round(fac_spread(segmenter, images, masks), 4)
     report.warn(f"{where}: LV masks were produced by the segmenter ({segmenter.name}); review the preview "
                 "before trusting measurements")
     return clean_masks(masks, where, report, strict=False, what="segmenter output")

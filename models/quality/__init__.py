@@ -18,13 +18,14 @@ __all__ = ["LEVELS", "QUALITY_FORMAT", "THRESHOLDS", "ViewEvidence", "assess", "
            "ingest_confidences", "reconstruction_evidence", "result_volumes", "segmentation_confidence"]
 
 
-def ingest_confidences(meta: dict[str, Any]) -> dict[str, float]:
-    """Segmentation confidence per view from ``Study.meta["ingest"]`` (views whose masks came from
-    the segmenter; views with supplied masks are absent)."""
+def ingest_confidences(meta: dict[str, Any], key: str = "segmentation_confidence") -> dict[str, float]:
+    """A segmenter signal per view (``key``: ``segmentation_confidence`` or ``segmentation_fac_spread``)
+    from ``Study.meta["ingest"]`` (views whose masks came from the segmenter; views with supplied
+    masks are absent)."""
     sources = (meta.get("ingest") or {}).get("sources") or []
     out: dict[str, float] = {}
     for src in sources:
-        value = src.get("segmentation_confidence") if isinstance(src, dict) else None
+        value = src.get(key) if isinstance(src, dict) else None
         if src.get("used", True) and src.get("view") and isinstance(value, int | float):
             out[str(src["view"])] = float(value)
     return out
@@ -37,11 +38,13 @@ def _finite(value: float) -> float | None:
 def reconstruction_evidence(study: Study, result: ReconResult) -> list[ViewEvidence]:
     """The gate's evidence for each view ``result`` fitted (masks and confidence from ``study``)."""
     confidences = ingest_confidences(study.meta)
+    spreads = ingest_confidences(study.meta, "segmentation_fac_spread")
     evidence = []
     for fit in result.view_fits:
         seq = study.views[fit.view]
         evidence.append(ViewEvidence.from_masks(fit.view, seq.masks, seq.pixel_spacing_mm, confidences.get(fit.view),
-                                                _finite(fit.dice_ed), _finite(fit.dice_mean), fit.foreshortening_mm))
+                                                _finite(fit.dice_ed), _finite(fit.dice_mean), fit.foreshortening_mm,
+                                                spreads.get(fit.view)))
     return evidence
 
 

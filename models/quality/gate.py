@@ -59,6 +59,7 @@ THRESHOLDS: Final[dict[str, Threshold]] = {
     "area_roughness": Threshold(review=0.10, unreliable=0.25, higher_is_worse=True),
     "fit_dice": Threshold(review=0.90, unreliable=0.80, higher_is_worse=False, best=1.0),
     "foreshortening_mm": Threshold(review=5.0, unreliable=10.0, higher_is_worse=True),
+    "segmentation_fac_spread": Threshold(review=0.05, unreliable=0.10, higher_is_worse=True),
     "fac_disagreement": Threshold(review=0.15, unreliable=0.30, higher_is_worse=True),
     "length_disagreement": Threshold(review=0.12, unreliable=0.25, higher_is_worse=True),
 }
@@ -81,15 +82,17 @@ class ViewEvidence:
     dice_ed: float | None
     dice_mean: float | None
     foreshortening_mm: float | None = None
+    fac_spread: float | None = None
 
     @classmethod
     def from_masks(cls, view: str, masks: NDArray[np.integer], spacing_mm: tuple[float, float],
                    confidence: float | None, dice_ed: float | None, dice_mean: float | None,
-                   foreshortening_mm: float | None = None) -> ViewEvidence:
+                   foreshortening_mm: float | None = None, fac_spread: float | None = None) -> ViewEvidence:
         """Evidence of masks (T, H, W) at ``spacing_mm`` (row, col)."""
         areas = area_curve(masks, spacing_mm)
         length = long_axis_length_mm(np.asarray(masks)[int(np.argmax(areas))], spacing_mm)
-        return cls(view, [float(a) for a in areas], length, confidence, dice_ed, dice_mean, foreshortening_mm)
+        return cls(view, [float(a) for a in areas], length, confidence, dice_ed, dice_mean, foreshortening_mm,
+                   fac_spread)
 
 
 def _fmt(value: float) -> str:
@@ -133,9 +136,13 @@ def _view_quality(ev: ViewEvidence, checks: _Checks) -> dict[str, Any]:
         "fit_dice_ed": ev.dice_ed,
         "fit_dice_mean": ev.dice_mean,
         "foreshortening_mm": ev.foreshortening_mm,
+        "segmentation_fac_spread": ev.fac_spread,
     }
     if ev.confidence is not None:
         checks.signal("segmentation_confidence", ev.confidence, ev.view, "segmentation confidence")
+    if ev.fac_spread is not None:
+        checks.signal("segmentation_fac_spread", ev.fac_spread, ev.view,
+                      "change of the fractional area change when re-segmented at another gain or resolution")
     dices = [d for d in (ev.dice_ed, ev.dice_mean) if d is not None]
     if dices:
         checks.signal("fit_dice", min(dices), ev.view, "seen-view Dice of the fit")

@@ -63,8 +63,9 @@ def test_confidence_is_the_margin_over_the_candidate_region():
 
 
 def _evidence(view: str = "A4C", radii: np.ndarray = BEATING, confidence: float | None = None,
-              dice: float = 0.95, foreshortening: float | None = None) -> ViewEvidence:
-    return ViewEvidence.from_masks(view, ellipse_masks(radii), (0.5, 0.5), confidence, dice, dice, foreshortening)
+              dice: float = 0.95, foreshortening: float | None = None, fac_spread: float | None = None) -> ViewEvidence:
+    return ViewEvidence.from_masks(view, ellipse_masks(radii), (0.5, 0.5), confidence, dice, dice, foreshortening,
+                                   fac_spread)
 
 
 def test_two_consistent_views_are_good():
@@ -81,6 +82,8 @@ def test_two_consistent_views_are_good():
      "segmentation confidence"),
     ([_evidence("A4C", dice=0.85), _evidence("A2C")], (120, 50, 58), "review", "seen-view Dice"),
     ([_evidence("A4C", foreshortening=12.0), _evidence("A2C")], (120, 50, 58), "unreliable", "foreshortening"),
+    ([_evidence("A4C", fac_spread=0.07), _evidence("A2C", fac_spread=0.01)], (120, 50, 58), "review",
+     "another gain or resolution"),
     ([_evidence("A4C"), _evidence("A2C", BEATING * 0.7)], (120, 50, 58), "unreliable", "ED long-axis length"),
     ([_evidence("A4C"), _evidence("A2C", 36.0 - 0.4 * (36 - BEATING))], (120, 50, 58), "review",
      "fractional area change"),
@@ -113,4 +116,6 @@ def test_ingest_confidences_skip_unused_sources_and_supplied_masks():
                                    {"view": "A2C", "used": False, "segmentation_confidence": 0.2},
                                    {"view": "A3C", "used": True, "segmenter": None}]}}
     assert ingest_confidences(meta) == {"A4C": 0.91}
+    meta["ingest"]["sources"][0]["segmentation_fac_spread"] = 0.03
+    assert ingest_confidences(meta, "segmentation_fac_spread") == {"A4C": 0.03}
     assert ingest_confidences({}) == {}
