@@ -34,6 +34,10 @@ def quality(
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for quality-*.json and .md."),
     rescore: Path | None = typer.Option(None, "--rescore", help="Re-score a finished run's JSON with the current "
                                         "thresholds (no reconstruction); writes <name>-rescored.json/.md."),
+    segmentation_only: bool = typer.Option(False, "--segmentation-only", help="No reconstruction: B-mode cines of "
+                                           "the bmode seeds through the segmenter; do its signals see FAC error?"),
+    simulators: str = typer.Option("classic,physics", "--simulators", help="With --segmentation-only: classic, "
+                                   "physics or both."),
 ) -> None:
     """Reconstruct corrupted-mask and synthetic B-mode cases; AUC and confusion of the quality level vs EF error."""
     with user_errors():
@@ -56,6 +60,9 @@ def quality(
             typer.echo(quality_markdown(doc))
             return
 
+        if segmentation_only:
+            _segmentation_only(n, bmode_offset, simulators, frames, segmenter, device, threads, out)
+            return
         chosen = [s.strip() for s in sets.split(",") if s.strip()]
         if not chosen or any(s not in SETS for s in chosen):
             raise InputError(f"--sets must list some of {', '.join(SETS)}, got {sets!r}",
@@ -94,3 +101,49 @@ def quality(
         (out / f"{tag}.md").write_text(md)
         typer.echo(md)
         typer.echo(f"wrote {out / tag}.json and .md")
+
+
+def _segmentation_only(n: int, offset: int, simulators: str, frames: int, segmenter: Path | None, device: str,
+                       threads: int, out: Path) -> None:
+    import torch
+
+    from models.cohort.splits import frozen_test_seeds
+    from models.errors import ErrorCode, InputError
+    from models.quality.segmentation_bench import (
+        SIMULATORS,
+        segmentation_markdown,
+        segmentation_rows,
+        summarise_segmentation,
+    )
+    from models.segment.lazy import LazySegmenter
+
+    chosen = [s.strip() for s in simulators.split(",") if s.strip()]
+    if not chosen or any(s not in SIMULATORS for s in chosen):
+        raise InputError(f"--simulators must list some of {', '.join(SIMULATORS)}, got {simulators!r}",
+                         code=ErrorCode.VALIDATION_FAILED, field="simulators")
+    torch.set_num_threads(threads)
+    try:
+        seeds = frozen_test_seeds(n, offset)
+    except ValueError as exc:
+        raise InputError(str(exc), code=ErrorCode.VALIDATION_FAILED, field="n") from exc
+    seg = LazySegmenter(segmenter, resolve_device(device))
+    start = time.perf_counter()
+    rows = []
+    for seed in seeds:
+        for sim in chosen:
+            for row in segmentation_rows(seed, sim, seg, frames):
+                rows.append(row)
+                typer.echo(f"{sim} {row['case']} {row['view']}: FAC err {row['fac_error']:.3f}, spread "
+                           f"{row['segmentation_fac_spread']:.3f}, confidence {row['segmentation_confidence']:.3f}",
+                           err=True)
+    doc = {"rows": rows, "summary": summarise_segmentation(rows), "seeds": seeds, "segmenter": seg.name,
+           "wall_s": time.perf_counter() - start,
+           "command": "echo4d bench " + " ".join(sys.argv[sys.argv.index("quality"):])
+           if "quality" in sys.argv else "echo4d bench quality --segmentation-only"}
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"quality-segmentation-{'+'.join(chosen)}-n{n}"
+    md = segmentation_markdown(doc)
+    (out / f"{tag}.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    (out / f"{tag}.md").write_text(md)
+    typer.echo(md)
+    typer.echo(f"wrote {out / tag}.json and .md")

@@ -86,3 +86,20 @@ def test_image_stats_separate_cavity_and_wall(lv: np.ndarray) -> None:
     s = image_stats(img, lv.astype(bool), SPACING)
     assert s["cavity_median"] < s["wall_ring_median"]
     assert 0.0 <= s["fan_dark_fraction"] <= 1.0 and s["speckle_axial_mm"] > 0
+
+
+def test_a_physics_clip_keeps_one_scanner_and_cuts_the_label_to_its_fan():
+    from models.cohort.echo_clip import physics_bmode_clip
+
+    rr, cc = np.mgrid[:160, :128]
+    masks = np.stack([(((rr - 20 - r) / r) ** 2 + ((cc - 64) / 18.0) ** 2 <= 1).astype(np.uint8) for r in (50, 45, 40)])
+    frames, labels = physics_bmode_clip(masks, "A4C", (0.6, 0.6), np.random.default_rng(3))
+    assert frames.shape == masks.shape and frames.dtype == np.uint8 and labels.shape == masks.shape
+    assert set(np.unique(labels)) <= {0, 1} and (labels <= masks).all() and labels.sum() > 0.8 * masks.sum()
+    outside = frames.max(axis=0) == 0  # outside the fan every frame is blank, and the fan is the same in all
+    assert outside[0, 0] and outside[0, -1] and not outside[80, 64]
+    assert (frames[:, outside] == 0).all()
+    # the same acquisition: every frame's cavity is dark against its tissue
+    for f, m in zip(frames, labels, strict=True):
+        tissue = (~m.astype(bool)) & ~outside
+        assert f[m.astype(bool)].mean() < f[tissue].mean()

@@ -44,3 +44,24 @@ def test_rows_are_scored_from_their_evidence_and_summarised():
     assert s["all"]["n_bad"] == 2 and s["all"]["auc_score"] == pytest.approx(0.75)  # one win, one tie
     md = quality_markdown({"summary": s})
     assert "| corrupted | 2 | 1 / 1 | 1.000 |" in md and "Confusion (all)" in md
+
+
+def _seg_row(simulator: str, fac_error: float, spread: float, confidence: float = 0.95) -> dict:
+    return {"simulator": simulator, "case": "c", "view": "A4C", "fac_error": fac_error,
+            "segmentation_fac_spread": spread, "segmentation_confidence": confidence, "area_roughness": 0.01}
+
+
+def test_segmentation_bench_summary_ranks_and_flags_per_signal():
+    from models.quality.segmentation_bench import segmentation_markdown, summarise_segmentation
+
+    rows = [_seg_row("classic", 0.08, 0.07), _seg_row("classic", 0.01, 0.01),
+            _seg_row("physics", 0.10, 0.02, confidence=0.7), _seg_row("physics", 0.005, 0.03)]
+    s = summarise_segmentation(rows)
+    spread, conf, worst = (s["all"]["signals"][k] for k in ("segmentation_fac_spread", "segmentation_confidence",
+                                                            "worst"))
+    assert (s["all"]["n_bad"], s["all"]["n_good"]) == (2, 2)
+    assert spread["auc"] == pytest.approx(0.75) and (spread["bad_flagged"], spread["good_flagged"]) == (1, 0)
+    assert conf["auc"] == pytest.approx(0.75) and conf["bad_flagged"] == 1  # 0.7 < the review limit 0.8
+    assert worst["bad_flagged"] == 2 and worst["good_flagged"] == 0
+    assert s["classic"]["signals"]["segmentation_fac_spread"]["auc"] == 1.0
+    assert "| all | 4 | 2 / 2 |" in segmentation_markdown({"summary": s})
