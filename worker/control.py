@@ -20,6 +20,7 @@ from models.errors import Echo4DError, ErrorCode
 from service.db.jobs import Claim, JobRepository
 from service.db.models import utcnow
 from service.metrics import Metrics
+from worker.progress import RECON_LABELS, StepTimes, SubstageTracker
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ class DeadlineExceeded(Echo4DError):
 
 class JobControl:
     def __init__(self, jobs: JobRepository, claim: Claim, metrics: Metrics, *, heartbeat_interval_s: float,
-                 soft_time_limit_s: float) -> None:
+                 soft_time_limit_s: float, step_times: StepTimes | None = None) -> None:
         self._jobs = jobs
         self.claim = claim
         self._metrics = metrics
@@ -60,6 +61,7 @@ class JobControl:
         self._stage = "fetch"
         self._last_progress_write = 0.0
         self._progress = 0.0
+        self.substages = SubstageTracker(step_times)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> JobControl:
@@ -106,7 +108,7 @@ class JobControl:
         self.checkpoint()
         self._stage = name
         self._progress = max(self._progress, STAGE_SPAN[name][0])
-        self._jobs.set_stage(self.claim, name, self._progress, self.timings)
+        self._jobs.set_stage(self.claim, name, self._progress, self.timings, self.substages.snapshot())
         start = time.perf_counter()
         yield
         elapsed = time.perf_counter() - start
@@ -132,6 +134,18 @@ class JobControl:
             return
         self._last_progress_write = now
         try:
-            self._jobs.set_stage(self.claim, self._stage, self._progress)
+            self._jobs.set_stage(self.claim, self._stage, self._progress, substages=self.substages.snapshot())
         except Echo4DError:
             log.warning("progress_write_failed", job_id=self.claim.job_id)
+
+    def steps(self, label: str, done: int, total: int) -> None:
+        """``done`` of ``total`` steps of sub-stage ``label`` (a ``models.recon`` stage name or ``export``); the
+        row is written by the :meth:`progress` call that follows (``StageControl.report`` calls both)."""
+        self.substages.steps(RECON_LABELS.get(label, label), done, total)
+
+    def export_step(self, done: int, total: int) -> None:
+        """Step ``done`` of ``total`` of the export (outputs, DICOM results, packaging): counted and written."""
+        if done == 0:
+            self.substages.finish("mesh")
+        self.substages.steps("export", done, total)
+        self.progress("export", done / max(total, 1))
