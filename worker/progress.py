@@ -3,8 +3,9 @@
 The reconstruction reports ``steps(label, done, total)`` as it goes (``models.recon`` stage names: encode,
 anchor, motion, mesh), the export reports its own steps. The ETA of the running sub-stage comes from its
 measured step time in this job (elapsed / done x the steps left); a sub-stage that has not started is
-estimated from its measured duration in the previous jobs of this worker process (:class:`StepTimes`), and
-is unknown (``None``) before the worker has finished one job. The shape fit stops early when its loss
+estimated from its measured duration in the previous jobs of this worker process (:class:`StepTimes`; a
+fresh process starts from the last job the service finished with the same profile), and is unknown (``None``)
+before any job has finished. The shape fit stops early when its loss
 settles, so its ETA (from the step budget) is an upper bound.
 """
 
@@ -37,6 +38,18 @@ class StepTimes:
     def duration_s(self, name: str) -> float | None:
         with self._lock:
             return self._duration_s.get(name)
+
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._duration_s
+
+    def seed(self, snapshot: dict[str, Any]) -> None:
+        """Learn from a finished job's stored snapshot (a worker that has not run a job yet, e.g. after a
+        restart, takes the durations of the last job the service finished)."""
+        for item in snapshot.get("items", []):
+            elapsed = item.get("elapsed_s")
+            if item.get("status") == "done" and isinstance(elapsed, int | float) and item.get("name") in SUBSTAGES:
+                self.record(str(item["name"]), float(elapsed))
 
 
 @dataclass

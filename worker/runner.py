@@ -122,6 +122,13 @@ def run_job(ctx: WorkerContext, job_id: str) -> Outcome:
 def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
     settings = ctx.settings
     workdir = make_scratch(claim.job_id, ctx.scratch_dir)
+    if ctx.step_times.empty():  # first job of this process: ETAs from the last finished job's sub-stages
+        try:
+            last = ctx.jobs.last_substages(claim.profile)
+        except TransientError:
+            last = None
+        if last is not None:
+            ctx.step_times.seed(last)
     control = JobControl(ctx.jobs, claim, ctx.metrics, heartbeat_interval_s=settings.heartbeat_interval_s,
                          soft_time_limit_s=settings.job_soft_time_limit_s, step_times=ctx.step_times)
     try:

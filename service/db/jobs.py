@@ -312,6 +312,15 @@ class JobRepository:
             rows = s.execute(select(Job.id, Job.status).where(Job.id.in_(list(job_ids)))).all()
         return {str(job_id): str(status) for job_id, status in rows}
 
+    def last_substages(self, profile: str) -> dict[str, Any] | None:
+        """The sub-stage snapshot of the most recently finished successful job of ``profile`` (ETA seed)."""
+        q = (select(Job.substages).where(Job.status == JobStatus.SUCCEEDED.value, Job.profile == profile,
+                                         Job.substages.is_not(None))
+             .order_by(Job.finished_at.desc()).limit(1))
+        with transient_db(), self._sessions() as s:
+            found = s.scalars(q).first()
+        return dict(found) if isinstance(found, dict) else None
+
     # ------------------------------------------------------------------ webhooks (outbox)
     def webhooks_due(self, now: datetime, limit: int = 50) -> list[Job]:
         q = (select(Job).where(Job.webhook_state == "pending", Job.webhook_next_at <= now)

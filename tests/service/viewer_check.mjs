@@ -81,13 +81,25 @@ try {
     out.sample_job = await page.evaluate(() => document.getElementById('message').dataset.jobId);
     await page.waitForSelector(`tr[data-id="${out.sample_job}"]`, { timeout: 10000 });
     out.list_rows = await page.locator('#job-table tbody tr').count();
-    if (args['list-shot']) await page.screenshot({ path: args['list-shot'] });
   }
 
-  await page.goto(`${base}/v1/jobs/${args.job}/viewer`);
+  const jobId = args.job === 'sample' ? out.sample_job : args.job;
+  await page.goto(`${base}/v1/jobs/${jobId}/viewer`);
   if (await page.locator('#api-key').count()) {  // a new tab: the key is asked once per session
     await page.fill('#api-key', key);
     await page.click('.keyform button');
+  }
+  if (args['progress-shot']) {  // the job page while the reconstruction runs: sub-stages, steps, ETA
+    await page.waitForSelector('.substages tr.running', { timeout: Number(args['timeout-ms'] || 20000) });
+    await page.waitForTimeout(Number(args['progress-wait-ms'] || 0));
+    await page.screenshot({ path: args['progress-shot'] });
+    if (args['list-shot']) {
+      await page.goto(`${base}/v1/viewer`);
+      await page.waitForSelector('#job-table tbody tr');
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: args['list-shot'] });
+      await page.goto(`${base}/v1/jobs/${jobId}/viewer`);
+    }
   }
   await page.waitForSelector('body[data-ready="1"]', { timeout: Number(args['timeout-ms'] || 20000) });
   out.url_has_key = page.url().includes(key);

@@ -140,3 +140,24 @@ def test_the_eta_counts_down_from_the_rows_last_update():
     assert out.substages[0].name == "motion" and out.substages[0].steps_total == 300
     job.status = "succeeded"
     assert job_out(job).eta_s == 0.0
+
+
+def test_a_fresh_worker_takes_its_etas_from_the_last_finished_job(api: ApiHarness, make_study_zip):
+    jobs = api.services.jobs
+    done = {"items": [{"name": "motion", "status": "done", "steps_done": 300, "steps_total": 300,
+                       "elapsed_s": 200.0, "eta_s": None},
+                      {"name": "mesh", "status": "running", "steps_done": 1, "steps_total": 3,
+                       "elapsed_s": 3.0, "eta_s": 6.0}], "eta_s": 0.0}
+    job_id = api.post_study(make_study_zip()).json()["id"]
+    now = utcnow()
+    claim = jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
+    assert claim is not None
+    from service.db.models import JobStatus
+
+    assert jobs.finish(claim, JobStatus.SUCCEEDED, artifacts={}, substages=done)
+    assert jobs.last_substages("smoke") is None  # another profile
+    history = StepTimes()
+    last = jobs.last_substages(claim.profile)
+    assert last is not None
+    history.seed(last)
+    assert history.duration_s("motion") == 200.0 and history.duration_s("mesh") is None  # only finished ones
