@@ -27,6 +27,7 @@ from models.export.glb import check_sequence, write_glb
 from models.export.ply import write_ply
 from models.export.preview import render_preview
 from models.export.report import build_report, dump_report_json, validate_report
+from models.export.simpson_values import simpson_biplane
 from models.export.viewer_data import VIEWS_NAME, build_view_data, dump_view_data
 from models.export.vtk import PVD_NAME, write_vtp_series
 from models.recon.result import ReconResult
@@ -61,6 +62,8 @@ def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]
         quality = assess_reconstruction(study, result)
         ingest_warnings = [str(w) for w in (study.meta.get("ingest") or {}).get("warnings", [])]
     report = build_report(result, study_info, quality, ingest_warnings)  # validates the result first
+    if study is not None:
+        report["simpson_biplane"] = simpson_biplane(result, study)
     quality = report["quality"]
     headline = None if quality is None else {"level": quality["level"], "score": quality["score"]}
     verts, faces, times = check_sequence(result.vertices, result.faces, result.frame_times_s)

@@ -72,6 +72,9 @@ async function showResult(job) {
   setText('esv', fmtNumber(report.esv_ml, 1, 'mL'));
   setText('sv', fmtNumber(report.sv_ml, 1, 'mL'));
   setText('ef', fmtNumber(report.ef_percent, 1, '%'));
+  const simpson = report.simpson_biplane;
+  setText('simpson', simpson ? `Simpson biplane (method of disks, A4C + A2C masks): EDV ${fmtNumber(simpson.edv_ml, 1, 'mL')}, ` +
+    `ESV ${fmtNumber(simpson.esv_ml, 1, 'mL')}, EF ${fmtNumber(simpson.ef_percent, 1, '%')}` : '');
   const warnings = [...(report.warnings || [])];
   if (report.quality && report.quality.reasons) warnings.push(...report.quality.reasons.map((r) => `quality: ${r}`));
   $('warnings').replaceChildren(...(warnings.length ? warnings : ['none']).map((w) => el('li', { textContent: w })));

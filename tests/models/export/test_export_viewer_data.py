@@ -85,3 +85,23 @@ def test_the_writer_adds_views_json_with_a_study(tmp_path: Path, beating_result:
     assert "views.json" in [a["path"] for a in report["artifacts"]]
     assert files["views.json"].read_bytes() == dump_view_data(doc)
     assert "views.json" not in write_outputs(beating_result, tmp_path / "without", {"job_id": "x"})
+
+
+def test_simpsons_biplane_values_of_the_observed_masks(tmp_path: Path, beating_result: ReconResult) -> None:
+    from models.bench.simpson import simpson_biplane_volume_ml
+
+    study = _study_of(beating_result)
+    files = write_outputs(beating_result, tmp_path, {"job_id": "x"}, study)
+    simpson = json.loads(files["report.json"].read_text())["simpson_biplane"]
+    ed, es = beating_result.ed_frame, beating_result.es_frame
+    a4c, a2c = study.views["A4C"], study.views["A2C"]
+    assert simpson["ed_source_frames"] == {"A4C": ed, "A2C": ed} and simpson["es_source_frames"] == {"A4C": es,
+                                                                                                    "A2C": es}
+    assert simpson["edv_ml"] == pytest.approx(simpson_biplane_volume_ml(
+        a4c.masks[ed], a4c.pixel_spacing_mm, a2c.masks[ed], a2c.pixel_spacing_mm), abs=0.01)
+    assert simpson["edv_ml"] > simpson["esv_ml"] > 0
+    assert simpson["ef_percent"] == pytest.approx(100 * (simpson["edv_ml"] - simpson["esv_ml"]) / simpson["edv_ml"],
+                                                  abs=0.05)
+    one_view = ReconResult(**{**beating_result.__dict__, "view_fits": beating_result.view_fits[:1]})
+    report = write_outputs(one_view, tmp_path / "one", {"job_id": "x"}, Study({"A4C": study.views["A4C"]}))
+    assert json.loads(report["report.json"].read_text())["simpson_biplane"] is None
