@@ -71,25 +71,31 @@ class SubstageTracker:
     clock: Callable[[], float] = time.monotonic
     _subs: dict[str, _Sub] = field(default_factory=lambda: {n: _Sub(n) for n in SUBSTAGES})
 
-    def steps(self, name: str, done: int, total: int) -> None:
-        """Sub-stage ``name`` has done ``done`` of ``total`` steps (starts it, and ends those before it)."""
+    def steps(self, name: str, done: int, total: int) -> bool:
+        """Sub-stage ``name`` has done ``done`` of ``total`` steps (starts it, and ends those before it).
+        True when a sub-stage started or ended (worth writing at once)."""
         sub = self._subs.get(name)
         if sub is None:
-            return
+            return False
         now = self.clock()
+        changed = False
         for earlier in SUBSTAGES[: SUBSTAGES.index(name)]:
             if self._subs[earlier].status == "running":
                 self._end(self._subs[earlier], now)
+                changed = True
         if sub.status == "pending":
             sub.status, sub.started = "running", now
+            changed = True
         if sub.status != "running":
-            return
+            return changed
         total = max(int(total), 1)
         sub.done, sub.total = min(max(int(done), sub.done), total), total
         if sub.first_step_at is None:
             sub.first_step_at = now
         if sub.done >= total:
             self._end(sub, now)
+            changed = True
+        return changed
 
     def finish(self, name: str) -> None:
         """End ``name`` (e.g. the shape fit stopped early: its remaining steps will not run)."""
