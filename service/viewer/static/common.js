@@ -105,7 +105,11 @@ const SUBSTAGE_LABEL = { encode: 'encode', shape_fit: 'shape fit', motion: 'moti
 // "shape fit 350/800 · ETA 1 min 20 s": the running sub-stage and the job's remaining time.
 export function progressSummary(job) {
   if (job.status === 'queued') return 'queued';
-  if (job.status !== 'running') return job.stage === 'done' ? '' : (job.stage || '');
+  if (job.status === 'succeeded') {
+    const took = job.started_at && job.finished_at ? (new Date(job.finished_at) - new Date(job.started_at)) / 1000 : null;
+    return took === null ? 'done' : `done in ${fmtDuration(took)}`;
+  }
+  if (job.status !== 'running') return job.stage ? `stopped at ${job.stage}` : '';
   const running = (job.substages || []).find((s) => s.status === 'running');
   const parts = [];
   if (running) {

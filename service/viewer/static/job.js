@@ -64,7 +64,7 @@ async function showResult(job) {
   $('result').hidden = false;
   if (report.quality) {
     const q = report.quality;
-    $('quality').textContent = `quality: ${q.level}`;
+    $('quality').textContent = `· quality: ${q.level}`;
     $('quality').className = `quality ${q.level}`;
     $('quality').title = (q.reasons || []).join('\n');
   }
@@ -131,10 +131,16 @@ async function buildMesh(glb) {
   scene.add(gltf.scene);
   const bounds = new THREE.Box3().setFromObject(gltf.scene);
   const centre = bounds.getCenter(new THREE.Vector3());
-  const size = bounds.getSize(new THREE.Vector3()).length();
-  camera = new THREE.PerspectiveCamera(35, box.clientWidth / box.clientHeight, size / 100, size * 10);
+  const extent = bounds.getSize(new THREE.Vector3());
+  const size = extent.length();
+  const aspect = box.clientWidth / box.clientHeight;
+  camera = new THREE.PerspectiveCamera(35, aspect, size / 100, size * 10);
   camera.up.set(0, 0, 1); // the canonical LV frame: z is the long axis, apex at the bottom
-  camera.position.set(centre.x + size * 1.1, centre.y - size * 1.3, centre.z + size * 0.35);
+  // far enough that the long axis (vertical on screen) and the width both fit, with a margin
+  const across = Math.max(extent.x, extent.y);
+  const fit = Math.max(extent.z, across / aspect) / 2 / Math.tan(THREE.MathUtils.degToRad(35 / 2));
+  const direction = new THREE.Vector3(0.75, -0.9, 0.25).normalize();
+  camera.position.copy(centre).addScaledVector(direction, 1.2 * fit + across / 2);
   controls = new OrbitControls(camera, renderer.domElement);
   controls.target.copy(centre);
   controls.update();
