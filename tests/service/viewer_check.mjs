@@ -71,11 +71,17 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
-  if (args.sample) {
+  if (args.sample || args['list-only-shot']) {
     await page.goto(`${base}/v1/viewer`);
     await page.fill('#api-key', key);
     await page.click('.keyform button');
     await page.waitForSelector('#sample:not([hidden])', { timeout: 10000 });
+  }
+  if (args['list-only-shot']) {
+    await page.waitForSelector('#job-table tbody tr[data-id]', { timeout: 10000 });
+    await page.screenshot({ path: args['list-only-shot'] });
+  }
+  if (args.sample) {
     await page.click('#sample');
     await page.waitForFunction(() => document.getElementById('message').dataset.jobId, null, { timeout: 10000 });
     out.sample_job = await page.evaluate(() => document.getElementById('message').dataset.jobId);
