@@ -38,8 +38,8 @@ chromium:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing chromium for the web viewer's browser test (apt-get)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } || \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } || \
 	  echo "chromium could not be installed: the browser test will skip"; \
 	else echo "chromium not found and apt-get is not usable here (not root): the browser test will skip"; fi
 
