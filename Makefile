@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck pytest demo serve clean
+.PHONY: install chromium test lint typecheck pytest demo serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,28 @@ $(GLTF_VALIDATOR): tools/gltf-validator/package-lock.json
 	@if command -v npm >/dev/null; then cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the glTF validator test will skip"; fi
 
-install: $(STAMP) $(GLTF_VALIDATOR)
+# The web viewer: three.js (served by the API from service/viewer/static/vendor, no CDN) and playwright-core for its
+# browser test (never downloads a browser). Without npm the viewer pages answer 503 and the browser test skips.
+VIEWER_DEPS := service/viewer/node_modules/.package-lock.json
+VIEWER_BUILD := service/viewer/static/vendor/three/build/three.module.js
+$(VIEWER_DEPS): service/viewer/package-lock.json
+	@if command -v npm >/dev/null; then cd service/viewer && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the web viewer is not built (its pages answer 503) and its browser test will skip"; fi
+$(VIEWER_BUILD): $(VIEWER_DEPS) service/viewer/build.mjs
+	@if [ -d service/viewer/node_modules/three ]; then cd service/viewer && node build.mjs; fi
+
+# Debian's chromium for the viewer's browser test: installed when absent and apt-get is usable (root), ~2 min.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium for the web viewer's browser test (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } || \
+	  echo "chromium could not be installed: the browser test will skip"; \
+	else echo "chromium not found and apt-get is not usable here (not root): the browser test will skip"; fi
+
+install: $(STAMP) $(GLTF_VALIDATOR) $(VIEWER_BUILD) chromium
 
 lint: install
 	$(VENV)/bin/ruff check .

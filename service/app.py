@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
 
 from models import __version__
-from service.api import artifacts, dicom_results, dicomweb, health, jobs, studies
+from service.api import artifacts, dicom_results, dicomweb, health, jobs, studies, viewer
 from service.config import Settings
 from service.context import Services, build_services
 from service.errors import install_problem_handler
@@ -33,7 +33,8 @@ DESCRIPTION = """Echo4D turns 2D apical echo (A4C/A2C/A3C LV masks or cines) int
 
 Submit a study (`POST /v1/studies` or DICOMweb STOW-RS), poll `GET /v1/jobs/{id}`, then download
 `mesh.glb`, `report.json` and the other artifacts. Authenticate with `Authorization: Bearer <API key>`.
-Errors are RFC 9457 `application/problem+json` with a stable `code`."""
+Errors are RFC 9457 `application/problem+json` with a stable `code`. A web viewer (job list, progress, the
+beating mesh, volume curve and per-view fits) is at `/v1/viewer`."""
 
 
 def _start_background(app: FastAPI, services: Services) -> list[Any]:
@@ -106,8 +107,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_problem_handler(app)
     install_problem_openapi(app)
     for router in (studies.router, dicomweb.router, jobs.router, artifacts.router, dicom_results.router,
-                   health.router):
+                   health.router, viewer.router):
         app.include_router(router)
+    app.mount(viewer.STATIC_PREFIX, viewer.static_files(), name="viewer-static")
     app.add_middleware(AuthFirstMiddleware)  # inside the body limit: an oversized declared length is 413 at once
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes,
                        idle_timeout_s=settings.body_idle_timeout_s)

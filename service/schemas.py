@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.db.models import Job, JobStatus
+from service.db.models import Job, JobStatus, utcnow
 
 ARTIFACTS: dict[str, tuple[str, str]] = {
     # public name: (object name under outputs/{job_id}/, content type)
@@ -17,6 +17,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "ed.ply": ("ed.ply", "model/x-ply"),
     "es.ply": ("es.ply", "model/x-ply"),
     "preview.png": ("preview.png", "image/png"),
+    "views.json": ("views.json", "application/json"),  # masks + fitted contours per frame (the web viewer)
     # DICOM results (also served together by GET /v1/jobs/{id}/dicom)
     "sr.dcm": ("dicom/sr.dcm", "application/dicom"),
     "mesh-stl.dcm": ("dicom/mesh-stl.dcm", "application/dicom"),
@@ -59,6 +60,28 @@ class ArtifactLink(BaseModel):
     etag: str | None = None
 
 
+class SubstageOut(BaseModel):
+    """One sub-stage of the reconstruction: steps done/total and, while it runs, a remaining-time estimate."""
+
+    name: Literal["encode", "shape_fit", "motion", "mesh", "export"]
+    status: Literal["pending", "running", "done"]
+    steps_done: int = Field(ge=0)
+    steps_total: int | None = Field(None, ge=1, description="Known once the sub-stage has started; the shape fit "
+                                    "may stop early, below its step budget")
+    elapsed_s: float | None = None
+    eta_s: float | None = Field(None, description="Seconds left: running, from this job's measured time per step "
+                                "(an upper bound for the shape fit); pending, from this worker's previous jobs")
+
+
+class WebhookDelivery(BaseModel):
+    """Delivery state of the completion webhook."""
+
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int = Field(ge=0)
+    next_attempt_at: datetime | None = Field(None, description="When the next try is due (pending only)")
+    last_error: str | None = Field(None, description="Why the last try failed (e.g. 'HTTP 503', 'unreachable')")
+
+
 class JobOut(BaseModel):
     """A reconstruction job as clients see it."""
 
@@ -68,6 +91,19 @@ class JobOut(BaseModel):
         "created_at": "2025-05-01T10:00:00Z", "started_at": "2025-05-01T10:00:02Z",
         "finished_at": "2025-05-01T10:01:30Z", "updated_at": "2025-05-01T10:01:30Z", "error": None,
         "summary": {"edv_ml": 121.4, "esv_ml": 52.9, "ef_percent": 56.4},
+        "substages": [
+            {"name": "encode", "status": "done", "steps_done": 1, "steps_total": 1, "elapsed_s": 0.5, "eta_s": None},
+            {"name": "shape_fit", "status": "done", "steps_done": 576, "steps_total": 800, "elapsed_s": 78.6,
+             "eta_s": None},
+            {"name": "motion", "status": "done", "steps_done": 300, "steps_total": 300, "elapsed_s": 132.0,
+             "eta_s": None},
+            {"name": "mesh", "status": "done", "steps_done": 3, "steps_total": 3, "elapsed_s": 6.1, "eta_s": None},
+            {"name": "export", "status": "done", "steps_done": 3, "steps_total": 3, "elapsed_s": 9.8,
+             "eta_s": None}],
+        "eta_s": 0.0,
+        "webhook": "pending",
+        "webhook_delivery": {"state": "pending", "attempts": 2, "next_attempt_at": "2025-05-01T10:01:50Z",
+                             "last_error": "HTTP 503"},
         "artifacts": {"mesh.glb": {"href": "/v1/jobs/3f2c6a1e-5d7b-4f0a-9a59-0c1d2e3f4a5b/artifacts/mesh.glb",
                                    "content_type": "model/gltf-binary", "size": 482113, "etag": "9b2f..."}},
         "links": {"self": "/v1/jobs/3f2c6a1e-5d7b-4f0a-9a59-0c1d2e3f4a5b"}}]})
@@ -91,9 +127,16 @@ class JobOut(BaseModel):
         None, description="The quality gate of a succeeded job: level (good | review | unreliable), score, reasons "
                           "(see docs/report-schema.md); also in summary.quality")
     stage_timings_s: dict[str, float] = Field(default_factory=dict)
+    substages: list[SubstageOut] = Field(
+        default_factory=list, description="The reconstruction's sub-stages (encode, shape_fit, motion, mesh, export) "
+                                          "with steps done/total; empty until the worker reaches them")
+    eta_s: float | None = Field(None, description="Estimated seconds until the job ends, from measured step times "
+                                "(None while unknown: before the worker measured the sub-stages still to run)")
     artifacts: dict[str, ArtifactLink] = Field(default_factory=dict)
     links: dict[str, str] = Field(default_factory=dict)
     webhook: str | None = Field(None, description="Delivery state of the completion webhook, if one was asked for.")
+    webhook_delivery: WebhookDelivery | None = Field(
+        None, description="The webhook's attempts, next try and last error (when a callback_url was given)")
 
 
 class JobPage(BaseModel):
@@ -116,6 +159,7 @@ def job_out(job: Job) -> JobOut:
                         detail=job.error_detail or "", code=job.error_code, field=job.error_field)
         if job.error_code in _SERVER_SIDE_CODES:
             error.status = 500
+    substages: dict[str, Any] = dict(job.substages or {})
     artifacts: dict[str, ArtifactLink] = {}
     if status is JobStatus.SUCCEEDED:
         for name, meta in sorted(job.artifacts.items()):
@@ -133,5 +177,26 @@ def job_out(job: Job) -> JobOut:
         started_at=job.started_at, finished_at=job.finished_at, error=error, summary=dict(job.summary or {}),
         quality=(job.summary or {}).get("quality"),
         stage_timings_s={k: float(v) for k, v in (job.stage_timings or {}).items()}, artifacts=artifacts,
-        links=links, webhook=job.webhook_state,
+        links=links, webhook=job.webhook_state, webhook_delivery=_webhook_delivery(job),
+        substages=[SubstageOut.model_validate(item) for item in substages.get("items", [])],
+        eta_s=_eta_now(job, substages.get("eta_s")),
     )
+
+
+def _eta_now(job: Job, eta_s: Any) -> float | None:
+    """The stored ETA (as of the row's last update) less the time since, for a running job; 0 once finished."""
+    status = JobStatus(job.status)
+    if status.terminal:
+        return 0.0 if status is JobStatus.SUCCEEDED else None
+    if eta_s is None or status is not JobStatus.RUNNING:
+        return None
+    since = (utcnow() - job.updated_at).total_seconds()
+    return round(max(float(eta_s) - since, 0.0), 1)
+
+
+def _webhook_delivery(job: Job) -> WebhookDelivery | None:
+    if job.webhook_state not in ("pending", "delivered", "failed"):
+        return None
+    return WebhookDelivery.model_validate({"state": job.webhook_state, "attempts": job.webhook_attempts,
+                                           "next_attempt_at": job.webhook_next_at if job.webhook_state == "pending"
+                                           else None, "last_error": job.webhook_last_error})

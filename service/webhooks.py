@@ -109,7 +109,9 @@ class WebhookSender:
         secret = self._settings.webhook_secret
         url = job.callback_url
         if secret is None or not url:
-            self._jobs.webhook_result(job, delivered=False, next_at=None)
+            self._jobs.webhook_result(job, delivered=False, next_at=None,
+                                      error="no callback URL" if secret is not None else
+                                      "ECHO4D_WEBHOOK_SECRET is not set: webhooks are not sent")
             return False
         body = json.dumps({"type": "job.finished", "job": job_out(job).model_dump(mode="json")},
                           sort_keys=True, separators=(",", ":")).encode()
@@ -117,20 +119,22 @@ class WebhookSender:
                    SIGNATURE_HEADER: signature_header(secret.get_secret_value(), body),
                    EVENT_ID_HEADER: f"{job.id}.{job.status}"}
         ok = False
+        error: str | None = None
         try:
             target, host_header, extensions = pinned_request(url, self._settings.webhook_allow_private)
             resp = self._client.post(target, content=body, headers=headers | host_header, extensions=extensions)
             ok = 200 <= resp.status_code < 300
             outcome = "delivered" if ok else f"http_{resp.status_code // 100}xx"
+            error = None if ok else f"HTTP {resp.status_code}"
         except Blocked:
-            outcome = "blocked"
-        except (httpx.HTTPError, OSError):
-            outcome = "unreachable"
+            outcome, error = "blocked", "blocked: the callback host resolves to a private address"
+        except (httpx.HTTPError, OSError) as exc:
+            outcome, error = "unreachable", f"unreachable ({type(exc).__name__})"
         attempt = job.webhook_attempts + 1
         next_at = None
         if not ok and attempt < self._settings.webhook_max_attempts and outcome != "blocked":
             next_at = utcnow() + timedelta(seconds=min(3600.0, 5.0 * 2 ** (attempt - 1)))
-        self._jobs.webhook_result(job, delivered=ok, next_at=next_at)
+        self._jobs.webhook_result(job, delivered=ok, next_at=next_at, error=error)
         self._metrics.webhook_deliveries.labels(outcome).inc()
         log.info("webhook_attempt", job_id=job.id, outcome=outcome, attempt=attempt)
         return ok

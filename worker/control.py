@@ -20,6 +20,7 @@ from models.errors import Echo4DError, ErrorCode
 from service.db.jobs import Claim, JobRepository
 from service.db.models import utcnow
 from service.metrics import Metrics
+from worker.progress import RECON_LABELS, StepTimes, SubstageTracker
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ class DeadlineExceeded(Echo4DError):
 
 class JobControl:
     def __init__(self, jobs: JobRepository, claim: Claim, metrics: Metrics, *, heartbeat_interval_s: float,
-                 soft_time_limit_s: float) -> None:
+                 soft_time_limit_s: float, step_times: StepTimes | None = None) -> None:
         self._jobs = jobs
         self.claim = claim
         self._metrics = metrics
@@ -60,6 +61,8 @@ class JobControl:
         self._stage = "fetch"
         self._last_progress_write = 0.0
         self._progress = 0.0
+        self.substages = SubstageTracker(step_times)
+        self._write_now = False  # a sub-stage started or ended: the next progress write skips the throttle
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> JobControl:
@@ -106,7 +109,7 @@ class JobControl:
         self.checkpoint()
         self._stage = name
         self._progress = max(self._progress, STAGE_SPAN[name][0])
-        self._jobs.set_stage(self.claim, name, self._progress, self.timings)
+        self._jobs.set_stage(self.claim, name, self._progress, self.timings, self.substages.snapshot())
         start = time.perf_counter()
         yield
         elapsed = time.perf_counter() - start
@@ -114,7 +117,8 @@ class JobControl:
         self._metrics.stage_duration.labels(name).observe(elapsed)
 
     def progress(self, label: str, fraction: float) -> None:
-        """Progress of step ``label`` (0..1) inside the current stage; monotonic, written at most once a second.
+        """Progress of step ``label`` (0..1) inside the current stage; monotonic, written at most once a second
+        (and at once when a sub-stage started or ended).
 
         Also a stop point: the reconstruction reports progress more often than it polls ``should_stop``, so a
         cancelled or timed-out job raises here (``JobCancelled`` / ``DeadlineExceeded``, from in-memory state
@@ -128,10 +132,24 @@ class JobControl:
         lo, hi = STAGE_SPAN[self._stage]
         self._progress = max(self._progress, lo + (hi - lo) * within)
         now = time.monotonic()
-        if now - self._last_progress_write < 1.0:
+        if now - self._last_progress_write < 1.0 and not self._write_now:
             return
         self._last_progress_write = now
+        self._write_now = False
         try:
-            self._jobs.set_stage(self.claim, self._stage, self._progress)
+            self._jobs.set_stage(self.claim, self._stage, self._progress, substages=self.substages.snapshot())
         except Echo4DError:
             log.warning("progress_write_failed", job_id=self.claim.job_id)
+
+    def steps(self, label: str, done: int, total: int) -> None:
+        """``done`` of ``total`` steps of sub-stage ``label`` (a ``models.recon`` stage name or ``export``); the
+        row is written by the :meth:`progress` call that follows (``StageControl.report`` calls both)."""
+        if self.substages.steps(RECON_LABELS.get(label, label), done, total):
+            self._write_now = True
+
+    def export_step(self, done: int, total: int) -> None:
+        """Step ``done`` of ``total`` of the export (outputs, DICOM results, packaging): counted and written."""
+        if done == 0:
+            self.substages.finish("mesh")
+        self.steps("export", done, total)
+        self.progress("export", done / max(total, 1))

@@ -28,14 +28,15 @@ STOW_CONTENT_TYPE = 'multipart/related; type="application/dicom"'
 
 
 def export_dicom(result: Any, input_paths: list[Path], out_dir: Path, job_id: str,
-                 preview_png: Path | None) -> dict[str, Path]:
-    """Write ``out_dir/dicom/*.dcm`` for ``result`` in the inputs' study; returns {``dicom/<name>``: path}."""
+                 preview_png: Path | None, simpson: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``out_dir/dicom/*.dcm`` for ``result`` in the inputs' study; returns {``dicom/<name>``: path}.
+    ``simpson``: the report's Simpson biplane values (also written in the SR), or None."""
     from models.export.dicom_common import read_sources, target_from_sources
     from models.export.dicom_writer import write_dicom_outputs
 
     target = target_from_sources(read_sources(input_paths), uid_seed=job_id)
     log.info("dicom_results_built", new_study=target.new_study, source_instances=len(target.sources))
-    return write_dicom_outputs(result, out_dir, target, datetime.now(UTC), preview_png)
+    return write_dicom_outputs(result, out_dir, target, datetime.now(UTC), preview_png, simpson)
 
 
 def push_configured(settings: Settings) -> bool:

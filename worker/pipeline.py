@@ -51,7 +51,7 @@ def ingest(paths: list[Path], kind: str, manifest: dict[str, Any] | None, models
 
 
 def reconstruct(study: Study, profile: str, models: ModelCache, progress: Callable[[str, float], None],
-                should_stop: Callable[[], bool]) -> Any:
+                should_stop: Callable[[], bool], steps: Callable[[str, int, int], None] | None = None) -> Any:
     """Run the test-time reconstruction (returns ``models.recon.result.ReconResult``)."""
     try:
         from models.recon.pipeline import ReconConfig, reconstruct_study
@@ -60,12 +60,12 @@ def reconstruct(study: Study, profile: str, models: ModelCache, progress: Callab
                          code=ErrorCode.RECONSTRUCTION_FAILED) from exc
     config = ReconConfig.from_profile(profile)
     return reconstruct_study(study, models.prior(), config, models.device(), progress=progress,
-                             should_stop=should_stop)
+                             should_stop=should_stop, steps=steps)
 
 
 def export(result: Any, out_dir: Path, study_info: dict[str, Any], study: Study) -> dict[str, Path]:
     """Write report.json (with the quality gate and the ingest warnings), mesh.glb, meshes/, ed.ply,
-    es.ply, preview.png into ``out_dir``."""
+    es.ply, preview.png, views.json into ``out_dir``."""
     from models.export.writer import write_outputs
 
     files: dict[str, Path] = write_outputs(result, out_dir, study_info, study)
@@ -164,7 +164,7 @@ def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, wo
         study = ingest(paths, claim.input_kind, manifest, models)
     with control.stage("reconstruct"):
         try:
-            result = reconstruct(study, claim.profile, models, control.progress, control.should_stop)
+            result = reconstruct(study, claim.profile, models, control.progress, control.should_stop, control.steps)
         except Echo4DError as exc:
             if exc.code is ErrorCode.CANCELLED:  # should_stop() turned true inside: say why
                 control.checkpoint()
@@ -173,9 +173,14 @@ def run_pipeline(store: ObjectStore, models: ModelCache, control: JobControl, wo
         info = {"job_id": claim.job_id, "profile": claim.profile, "input_kind": claim.input_kind,
                 "views": study.view_names}
         out_dir = workdir / "out"
+        control.export_step(0, 3)
         files = export(result, out_dir, info, study)
-        files |= export_dicom(result, paths, out_dir, claim.job_id, files.get("preview.png"))
+        control.export_step(1, 3)
+        simpson = json.loads(files["report.json"].read_text()).get("simpson_biplane")
+        files |= export_dicom(result, paths, out_dir, claim.job_id, files.get("preview.png"), simpson)
+        control.export_step(2, 3)
         files = package_outputs(out_dir, files)
+        control.export_step(3, 3)
         report = json.loads(files["report.json"].read_text())
     with control.stage("upload"):
         artifacts = upload_outputs(store, claim.job_id, files)

@@ -32,6 +32,7 @@ from worker.control import DeadlineExceeded, JobCancelled, JobControl
 from worker.dicom_results import push_configured, push_dicom
 from worker.model_cache import ModelCache
 from worker.pipeline import run_pipeline
+from worker.progress import StepTimes
 from worker.scratch import make_scratch
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,7 @@ class WorkerContext:
     webhooks: WebhookSender | None = None
     scratch_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    step_times: StepTimes = field(default_factory=StepTimes)  # sub-stage durations of this process's jobs (ETA)
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:
@@ -120,8 +122,15 @@ def run_job(ctx: WorkerContext, job_id: str) -> Outcome:
 def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
     settings = ctx.settings
     workdir = make_scratch(claim.job_id, ctx.scratch_dir)
+    if ctx.step_times.empty():  # first job of this process: ETAs from the last finished job's sub-stages
+        try:
+            last = ctx.jobs.last_substages(claim.profile)
+        except TransientError:
+            last = None
+        if last is not None:
+            ctx.step_times.seed(last)
     control = JobControl(ctx.jobs, claim, ctx.metrics, heartbeat_interval_s=settings.heartbeat_interval_s,
-                         soft_time_limit_s=settings.job_soft_time_limit_s)
+                         soft_time_limit_s=settings.job_soft_time_limit_s, step_times=ctx.step_times)
     try:
         with control:
             result = run_pipeline(ctx.store, ctx.models, control, workdir)
@@ -129,21 +138,21 @@ def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
                 pushed = push_dicom(settings, [result.files[n] for n in DICOM_ARTIFACTS if n in result.files])
                 result = replace(result, summary={**result.summary, "dicom_push": pushed})
         return _finish(ctx, claim, JobStatus.SUCCEEDED, artifacts=result.artifacts, summary=result.summary,
-                       timings=control.timings)
+                       **_ended(control))
     except JobCancelled:
         if control.claim_lost:
             log.warning("job_claim_lost", job_id=claim.job_id)
             return Outcome.LOST
-        return _finish(ctx, claim, JobStatus.CANCELLED, timings=control.timings,
+        return _finish(ctx, claim, JobStatus.CANCELLED, **_ended(control),
                        error=JobError(ErrorCode.CANCELLED.value, "cancelled by the client while it ran"))
     except _soft_time_limit_types():
-        return _finish(ctx, claim, JobStatus.FAILED, timings=control.timings, error=JobError(
+        return _finish(ctx, claim, JobStatus.FAILED, **_ended(control), error=JobError(
             ErrorCode.TIME_LIMIT_EXCEEDED.value, f"the job ran past its {settings.job_soft_time_limit_s} s limit"))
     except (InputError, ModelError) as exc:
-        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), timings=control.timings)
+        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), **_ended(control))
     except TransientError as exc:
         if claim.attempts >= claim.max_attempts:
-            return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), timings=control.timings)
+            return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), **_ended(control))
         delay = backoff_s(claim.attempts, settings.retry_backoff_max_s)
         try:
             ctx.jobs.release(claim, utcnow() + timedelta(seconds=delay), _error_of(exc))
@@ -152,24 +161,30 @@ def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
         log.warning("job_retry", job_id=claim.job_id, code=exc.code.value, attempt=claim.attempts, delay_s=delay)
         raise
     except Echo4DError as exc:
-        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), timings=control.timings)
+        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), **_ended(control))
     except Exception as exc:  # anything else is our bug: fail with a code, log the traceback
         log.error("job_crashed", job_id=claim.job_id, error_type=type(exc).__name__, exc_info=exc)
-        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), timings=control.timings)
+        return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), **_ended(control))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _ended(control: JobControl) -> dict[str, Any]:
+    """What a finished job's row keeps of its run: stage timings and the last sub-stage snapshot."""
+    return {"timings": control.timings, "substages": control.substages.snapshot()}
+
+
 def _finish(ctx: WorkerContext, claim: Claim, status: JobStatus, *, error: JobError | None = None,
             artifacts: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-            timings: dict[str, float] | None = None) -> Outcome:
+            timings: dict[str, float] | None = None, substages: dict[str, Any] | None = None) -> Outcome:
     """Record the terminal state (last, after uploads); clean partial outputs of unsuccessful jobs."""
     if status is not JobStatus.SUCCEEDED:
         try:
             ctx.store.delete_prefix(f"outputs/{claim.job_id}/")
         except TransientError:
             log.warning("output_cleanup_failed", job_id=claim.job_id)
-    if not ctx.jobs.finish(claim, status, error=error, artifacts=artifacts, summary=summary, timings=timings):
+    if not ctx.jobs.finish(claim, status, error=error, artifacts=artifacts, summary=summary, timings=timings,
+                           substages=substages):
         log.warning("job_claim_lost", job_id=claim.job_id)
         return Outcome.LOST
     ctx.metrics.jobs_finished.labels(status.value).inc()

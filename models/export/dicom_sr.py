@@ -16,8 +16,12 @@ Each measurement carries the measurement-method modifier (370129005, SCT) = :dat
 of Echo4D's private scheme ``99ECHO4D`` (declared in the Coding Scheme Identification Sequence): no
 standard code names a 3D surface reconstructed from 2D apical views (CID 12228 lists only 2D
 methods), and the LOINC "(3D)" volume codes (79995-7, 80000-3) mean a 3D echo acquisition, which
-this is not. The algorithm (TID 4019) names Echo4D, its version and profile. The biplane method of
-disks (125207, DCM) would mark Simpson's comparison values; the report holds none, so none are written.
+this is not. The algorithm (TID 4019) names Echo4D, its version and profile.
+
+When the report has Simpson's biplane values (``report.json`` ``simpson_biplane``: the method of disks on
+the A4C + A2C masks at ED and ES), a second group (tracking identifier "Simpson biplane (method of
+disks)") holds LV EDV, LV ESV and LV EF with the measurement method (125207, DCM) "Method of Disks,
+Biplane", beside ours, so a reader sees the clinical comparison in the PACS.
 
 The SR's evidence (Current Requested Procedure Evidence Sequence) is the source echo instances and
 the Encapsulated STL of the ED mesh, all in the same study.
@@ -25,8 +29,9 @@ the Encapsulated STL of the ED mesh, all in the same study.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
@@ -73,11 +78,24 @@ def volume_measurements(result: ReconResult) -> list[tuple[CodedConcept, float, 
     return [(name, round(float(value), 2), unit) for name, value, unit in values]
 
 
+def simpson_measurements(simpson: Mapping[str, Any]) -> list[tuple[CodedConcept, float, CodedConcept]]:
+    """(name, value, unit) of the biplane method-of-disks EDV, ESV (ml) and EF (%) of the report's
+    ``simpson_biplane``; refuses non-finite values."""
+    values = [(LV_EDV, simpson["edv_ml"], MILLILITER), (LV_ESV, simpson["esv_ml"], MILLILITER),
+              (LV_EF, simpson["ef_percent"], PERCENT)]
+    bad = [name.meaning for name, value, _ in values if value is None or not np.isfinite(float(value))]
+    if bad:
+        raise ValueError(f"cannot report non-finite Simpson {', '.join(bad)} in a DICOM SR")
+    return [(name, round(float(value), 2), unit) for name, value, unit in values]
+
+
 def build_volume_sr(result: ReconResult, target: DicomTarget, now: datetime,
-                    extra_evidence: list[Dataset] | None = None) -> Comprehensive3DSR:
+                    extra_evidence: list[Dataset] | None = None,
+                    simpson: Mapping[str, Any] | None = None) -> Comprehensive3DSR:
     """The Comprehensive 3D SR of ``result``'s EDV/ESV/SV/EF in ``target``'s study. ``extra_evidence``:
     results of the same job that the SR cites (the Encapsulated STL); needed when there is no source
-    instance (non-DICOM input), since an SR must have evidence."""
+    instance (non-DICOM input), since an SR must have evidence. ``simpson``: the report's
+    ``simpson_biplane`` (a second group, method of disks biplane), or None."""
     evidence = target.evidence() + list(extra_evidence or [])
     if not evidence:
         raise ValueError("an SR needs evidence: a source instance or another result object of the study")
@@ -91,6 +109,16 @@ def build_volume_sr(result: ReconResult, target: DicomTarget, now: datetime,
         finding_sites=[FindingSite(anatomic_location=codes.SCT.LeftVentricle)],
         method=METHOD_3D, algorithm_id=algorithm, measurements=measurements,
     )
+    groups = [group]
+    if simpson is not None:
+        disks = [Measurement(name=name, value=value, unit=unit, method=BIPLANE_DISKS, algorithm_id=algorithm)
+                 for name, value, unit in simpson_measurements(simpson)]
+        groups.append(MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=TrackingIdentifier(uid=target.uid("sr-tracking-simpson"),
+                                                   identifier="Simpson biplane (method of disks)"),
+            finding_sites=[FindingSite(anatomic_location=codes.SCT.LeftVentricle)],
+            method=BIPLANE_DISKS, algorithm_id=algorithm, measurements=disks,
+        ))
     device = ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
@@ -99,7 +127,7 @@ def build_volume_sr(result: ReconResult, target: DicomTarget, now: datetime,
     report = MeasurementReport(
         observation_context=ObservationContext(observer_device_context=device),
         procedure_reported=codes.SCT.Echocardiography,
-        imaging_measurements=[group],
+        imaging_measurements=groups,
     )
     scheme = CodingSchemeIdentificationItem(designator=PRIVATE_SCHEME, name="Echo4D private codes",
                                             responsible_organization="Echo4D")

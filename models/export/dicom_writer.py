@@ -15,9 +15,10 @@ All four sit in ``target``'s study (the source echo's, or a new one for non-DICO
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -36,16 +37,18 @@ PREVIEW_SC_NAME: Final = "preview-sc.dcm"
 
 
 def write_dicom_outputs(result: ReconResult, out_dir: Path, target: DicomTarget, now: datetime,
-                        preview_png: Path | None = None) -> dict[str, Path]:
+                        preview_png: Path | None = None,
+                        simpson: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Write the DICOM results (preview-sc.dcm only when ``preview_png`` is given); returns
-    {``dicom/<name>``: absolute path}. ``now``: the content date/time the objects carry."""
+    {``dicom/<name>``: absolute path}. ``now``: the content date/time the objects carry. ``simpson``: the
+    report's ``simpson_biplane`` values, written in the SR beside the 3D volumes."""
     from PIL import Image
 
     folder = Path(out_dir).resolve() / DICOM_DIR
     folder.mkdir(parents=True, exist_ok=True)
     ed = int(result.ed_frame)
     stl = build_encapsulated_stl(result.vertices[ed], result.faces, target, now)
-    sr = build_volume_sr(result, target, now, extra_evidence=[stl])
+    sr = build_volume_sr(result, target, now, extra_evidence=[stl], simpson=simpson)
     frames, frame_time_ms = mesh_cine_frames(result)
     objects = {
         SR_NAME: sr,

@@ -160,6 +160,18 @@ class QualityReport(_Strict):
     plausibility: Plausibility
 
 
+class SimpsonBiplane(_Strict):
+    """Simpson's biplane volumes of the observed A4C + A2C masks (the clinical comparison), beside the 3D ones."""
+
+    method: str
+    n_disks: Annotated[int, Field(ge=1)]
+    edv_ml: NonNegativeFloat
+    esv_ml: NonNegativeFloat
+    ef_percent: float
+    ed_source_frames: dict[str, NonNegativeInt] = Field(description="Frame of each view's clip measured at ED")
+    es_source_frames: dict[str, NonNegativeInt] = Field(description="Frame of each view's clip measured at ES")
+
+
 class Report(_Strict):
     """``report.json`` of one study, schema ``echo4d-report/1``."""
 
@@ -180,6 +192,9 @@ class Report(_Strict):
     study: dict[str, JsonValue] = Field(description="Non-identifying study facts from the caller")
     warnings: list[str]
     quality: QualityReport | None = Field(default=None, description="null when no study was given to the exporter")
+    simpson_biplane: SimpsonBiplane | None = Field(
+        default=None, description="Biplane method of disks on the A4C + A2C masks at ED and ES; null without "
+                                  "both views, a study, or two phases")
     units: Units
     extras: dict[str, JsonValue] = Field(default_factory=dict)
     artifacts: list[Artifact] = Field(default_factory=list)

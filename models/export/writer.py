@@ -8,6 +8,7 @@ Layout of ``out_dir``::
     meshes/frame_XXX.vtp one PolyData per frame
     ed.ply, es.ply       the ED and ES meshes
     preview.png          ED/ES meshes and the volume curve
+    views.json           each view's masks and fitted contour per frame (with the study; the web viewer reads it)
 
 Every file is written atomically (temp file + ``os.replace``) and the report goes last, so a
 folder with a ``report.json`` is complete and a crash never leaves a half-written artefact.
@@ -26,6 +27,8 @@ from models.export.glb import check_sequence, write_glb
 from models.export.ply import write_ply
 from models.export.preview import render_preview
 from models.export.report import build_report, dump_report_json, validate_report
+from models.export.simpson_values import simpson_biplane
+from models.export.viewer_data import VIEWS_NAME, build_view_data, dump_view_data
 from models.export.vtk import PVD_NAME, write_vtp_series
 from models.recon.result import ReconResult
 from models.study import Study
@@ -43,7 +46,7 @@ def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]
                   study: Study | None = None) -> dict[str, Path]:
     """Write all outputs of ``result`` into ``out_dir``; returns {relative posix path: absolute path}
     for every file written (``report.json``, ``mesh.glb``, ``meshes/meshes.pvd``,
-    ``meshes/frame_XXX.vtp``..., ``ed.ply``, ``es.ply``, ``preview.png``).
+    ``meshes/frame_XXX.vtp``..., ``ed.ply``, ``es.ply``, ``preview.png``; with the study also ``views.json``).
 
     With the ``study`` it was reconstructed from, the report carries the quality gate
     (``quality``; its level also goes into the GLB asset extras, the VTP field data and the
@@ -59,6 +62,8 @@ def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]
         quality = assess_reconstruction(study, result)
         ingest_warnings = [str(w) for w in (study.meta.get("ingest") or {}).get("warnings", [])]
     report = build_report(result, study_info, quality, ingest_warnings)  # validates the result first
+    if study is not None:
+        report["simpson_biplane"] = simpson_biplane(result, study)
     quality = report["quality"]
     headline = None if quality is None else {"level": quality["level"], "score": quality["score"]}
     verts, faces, times = check_sequence(result.vertices, result.faces, result.frame_times_s)
@@ -73,6 +78,8 @@ def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]
     files[ED_PLY_NAME] = write_ply(verts[ed], faces, out / ED_PLY_NAME, comment=f"ED frame {ed}")
     files[ES_PLY_NAME] = write_ply(verts[es], faces, out / ES_PLY_NAME, comment=f"ES frame {es}")
     files[PREVIEW_NAME] = render_preview(result, out / PREVIEW_NAME, quality)
+    if study is not None:
+        files[VIEWS_NAME] = atomic_write_bytes(out / VIEWS_NAME, dump_view_data(build_view_data(result, study)))
 
     report["artifacts"] = [_artifact(rel, path) for rel, path in files.items()]
     report["timings_s"][EXPORT_TIMING_KEY] = time.perf_counter() - start

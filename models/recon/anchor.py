@@ -359,7 +359,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
             stopped = True
             break
         if control is not None and step % 25 == 0:
-            control.report(step / cfg.max_steps)
+            control.report(step / cfg.max_steps, step, cfg.max_steps)
             if step % 100 == 0:
                 control.check()
     for p in decoder_params:

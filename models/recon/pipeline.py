@@ -27,7 +27,7 @@ from models.geometry.frames import ImagePlane, ProbePose
 from models.geometry.mesh import Mesh, mesh_volume_ml
 from models.recon.anchor import fit_anchor
 from models.recon.config import GAUGES, ReconConfig
-from models.recon.control import ReconstructionCancelled, StageControl
+from models.recon.control import ReconstructionCancelled, StageControl, StepsFn
 from models.recon.motion import MotionFit, fit_motion, project_to_surface
 from models.recon.poses import POSE_INITS, apex_miss_mm, initial_poses, mask_centroid_world
 from models.recon.rendering import PixelBank, ProbeParams
@@ -46,18 +46,20 @@ POOR_FIT_DICE = 0.9
 
 def reconstruct_study(study: Study, prior: Any, config: ReconConfig, device: torch.device,
                       progress: Callable[[str, float], None] | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> ReconResult:
+                      should_stop: Callable[[], bool] | None = None, steps: StepsFn | None = None) -> ReconResult:
     """Reconstruct ``study`` with ``prior`` (a :class:`models.prior.model.ShapePrior` or a
     :class:`ReconPrior`) on ``device``. Raises :class:`InputError` for unusable input and
-    :class:`ReconstructionCancelled` when ``should_stop()`` turns true at a stage boundary."""
+    :class:`ReconstructionCancelled` when ``should_stop()`` turns true at a stage boundary.
+    ``steps(stage, done, total)`` counts each stage's steps (optimiser steps of anchor and motion)."""
     forked = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(config.seed)
-        return _reconstruct(study, prior, config, device, progress, should_stop)
+        return _reconstruct(study, prior, config, device, progress, should_stop, steps)
 
 
 def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.device,
-                 progress: Callable[[str, float], None] | None, should_stop: Callable[[], bool] | None) -> ReconResult:
+                 progress: Callable[[str, float], None] | None, should_stop: Callable[[], bool] | None,
+                 steps: StepsFn | None = None) -> ReconResult:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -65,14 +67,14 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     prior = prior.to(device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
-    def stage(name: str) -> StageControl:
-        control = StageControl(name, progress, should_stop)
+    def stage(name: str, total: int | None = None) -> StageControl:
+        control = StageControl(name, progress, should_stop, steps)
         control.check()
-        control.report(0.0)
+        control.report(0.0, 0 if total else None, total)
         return control
 
     # ---------------------------------------------------------------- encode
-    control = stage("encode")
+    control = stage("encode", 1)
     t0 = time.perf_counter()
     if cfg.views is not None:
         study = study.subset(list(cfg.views))
@@ -91,7 +93,7 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     observed = {v: _observed_region(masks[v].shape[1:], spacing[v], cfg.sector_half_angle_deg) for v in names}
     z_enc = prior.encode_frames(masks, spacing, device).to(device).float()
     timings["encode"] = time.perf_counter() - t0
-    control.report(1.0)
+    control.report(1.0, 1, 1)
 
     # ---------------------------------------------------------------- anchor (ED)
     control = stage("anchor")
@@ -168,11 +170,11 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
     control.report(1.0)
 
     # ---------------------------------------------------------------- mesh
-    control = stage("mesh")
+    control = stage("mesh", 3)
     t0 = time.perf_counter()
     ed_mesh, mesh_warnings = extract_mesh(prior, z_frames[0], lo, hi, cfg.mesh)
     warnings.extend(mesh_warnings)
-    control.report(0.3)
+    control.report(0.3, 1, 3)
     frame_meshes: list[Mesh] | None = None
     vertices = propagate_rsa(prior, z_frames, ed_mesh.vertices, velocity, cfg.mesh.projection_iterations,
                              align=cfg.use_rsa)
@@ -183,7 +185,7 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
         volumes = np.array([mesh_volume_ml(m) for m in frame_meshes])
         warnings.append("ablation without Radial SDF Alignment: volumes come from per-frame marching cubes; "
                         "the shared-topology sequence is the velocity-transported ED mesh")
-    control.report(0.7)
+    control.report(0.7, 2, 3)
     ed_frame, es_frame = int(np.argmax(volumes)), int(np.argmin(volumes))
     fitted_poses = probes.poses()
     view_fits = _view_fits(names, masks, spacing, observed, fitted_poses, ed_mesh, vertices, frame_meshes, ed_frame,
@@ -201,7 +203,7 @@ def _reconstruct(study: Study, prior_in: Any, cfg: ReconConfig, device: torch.de
                         f"{POOR_FIT_DICE:.2f}); check the masks and the probe poses")
     timings["mesh"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    control.report(1.0)
+    control.report(1.0, 3, 3)
 
     extras: dict[str, Any] = {
         "profile": cfg.profile,

@@ -51,6 +51,7 @@ def serve(
                 typer.echo("(shown once; only its hash is stored. More keys: echo4d admin create-key --tenant NAME)")
             mode = "embedded worker" if settings.embedded and settings.embedded_worker else "API only"
             typer.echo(f"Echo4D API on http://{settings.host}:{settings.port} ({mode}; docs at /docs)", err=False)
+            typer.echo(f"Web viewer: http://{settings.host}:{settings.port}/v1/viewer (enter the API key there)")
             app = create_app(settings, services=services)
             uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                         timeout_graceful_shutdown=10)

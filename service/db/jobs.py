@@ -212,7 +212,8 @@ class JobRepository:
                         and_(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < stale_before)))
              .values(status=JobStatus.RUNNING.value, attempts=Job.attempts + 1, claim_token=token,
                      worker_id=worker_id[:200], heartbeat_at=now, updated_at=now, run_after=None,
-                     started_at=func.coalesce(Job.started_at, now), stage="fetch", progress=0.0))
+                     started_at=func.coalesce(Job.started_at, now), stage="fetch", progress=0.0,
+                     substages=None))
         if not self._exec(q):
             return None
         job = self.get(job_id)
@@ -235,17 +236,20 @@ class JobRepository:
             job = s.get(Job, claim.job_id)
             return job is None or job.cancel_requested or job.claim_token != claim.token
 
-    def set_stage(self, claim: Claim, stage: str, progress: float, timings: dict[str, float] | None = None) -> bool:
+    def set_stage(self, claim: Claim, stage: str, progress: float, timings: dict[str, float] | None = None,
+                  substages: dict[str, Any] | None = None) -> bool:
         values: dict[str, Any] = {"stage": stage, "progress": round(min(max(progress, 0.0), 100.0), 2),
                                   "updated_at": utcnow()}
         if timings is not None:
             values["stage_timings"] = dict(timings)
+        if substages is not None:
+            values["substages"] = substages
         return self._exec(self._owned(claim).values(**values))
 
     def finish(
         self, claim: Claim, status: JobStatus, *, error: JobError | None = None,
         artifacts: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-        timings: dict[str, float] | None = None,
+        timings: dict[str, float] | None = None, substages: dict[str, Any] | None = None,
     ) -> bool:
         """Terminal state, set last (after every artifact is uploaded). False if the claim was lost."""
         now = utcnow()
@@ -264,6 +268,8 @@ class JobRepository:
             values["summary"] = summary
         if timings is not None:
             values["stage_timings"] = timings
+        if substages is not None:
+            values["substages"] = substages
         return self._exec(self._owned(claim).values(**values))
 
     def release(self, claim: Claim, run_after: datetime, error: JobError) -> bool:
@@ -306,6 +312,15 @@ class JobRepository:
             rows = s.execute(select(Job.id, Job.status).where(Job.id.in_(list(job_ids)))).all()
         return {str(job_id): str(status) for job_id, status in rows}
 
+    def last_substages(self, profile: str) -> dict[str, Any] | None:
+        """The sub-stage snapshot of the most recently finished successful job of ``profile`` (ETA seed)."""
+        q = (select(Job.substages).where(Job.status == JobStatus.SUCCEEDED.value, Job.profile == profile,
+                                         Job.substages.is_not(None))
+             .order_by(Job.finished_at.desc()).limit(1))
+        with transient_db(), self._sessions() as s:
+            found = s.scalars(q).first()
+        return dict(found) if isinstance(found, dict) else None
+
     # ------------------------------------------------------------------ webhooks (outbox)
     def webhooks_due(self, now: datetime, limit: int = 50) -> list[Job]:
         q = (select(Job).where(Job.webhook_state == "pending", Job.webhook_next_at <= now)
@@ -313,12 +328,14 @@ class JobRepository:
         with transient_db(), self._sessions() as s:
             return list(s.scalars(q))
 
-    def webhook_result(self, job: Job, *, delivered: bool, next_at: datetime | None) -> bool:
-        """Record one delivery try (guarded on the attempt count seen, so two deliverers don't double count)."""
+    def webhook_result(self, job: Job, *, delivered: bool, next_at: datetime | None, error: str | None = None) -> bool:
+        """Record one delivery try (guarded on the attempt count seen, so two deliverers don't double count);
+        ``error``: why it failed (kept as the last error; a delivery clears it)."""
         state = "delivered" if delivered else ("pending" if next_at is not None else "failed")
         q = (update(Job).where(Job.id == job.id, Job.webhook_state == "pending",
                                Job.webhook_attempts == job.webhook_attempts)
-             .values(webhook_state=state, webhook_attempts=job.webhook_attempts + 1, webhook_next_at=next_at))
+             .values(webhook_state=state, webhook_attempts=job.webhook_attempts + 1, webhook_next_at=next_at,
+                     webhook_last_error=None if delivered else (error or "not delivered")[:200]))
         return self._exec(q)
 
     # ------------------------------------------------------------------ helpers

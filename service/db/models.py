@@ -107,10 +107,13 @@ class Job(Base):
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stage_timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # sub-stage progress of the reconstruction (worker.progress.SubstageTracker.snapshot), None before it runs
+    substages: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     callback_url: Mapped[str | None] = mapped_column(Text)
     webhook_state: Mapped[str | None] = mapped_column(String(16))
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
     webhook_next_at: Mapped[datetime | None] = mapped_column()
+    webhook_last_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column()

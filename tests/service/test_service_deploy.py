@@ -68,6 +68,10 @@ def test_dockerfiles():
     installs = [line for line in api.splitlines() if "pip install" in line]
     assert installs and all('".[api]"' in line and "torch" not in line and "worker" not in line for line in installs)
     assert "assert 'torch' not in sys.modules" in api  # the build fails if the API image imports torch
+    # the web viewer's three.js comes from the npm package at build time, and the build fails without it
+    assert re.search(r"^FROM node:\S+ AS viewer", api, flags=re.M) and "node build.mjs" in api
+    assert "viewer_ready" in api and "COPY --from=viewer" in api
+    assert "**/node_modules" in (ROOT / ".dockerignore").read_text()
     worker = (ROOT / "Dockerfile.worker").read_text()
     assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:\S+runtime", worker, flags=re.M)
     pinned = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text())

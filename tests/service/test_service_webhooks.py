@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ def test_delivery_is_signed_and_retried_until_success(api_factory, tmp_data_dir:
     job = api.services.jobs.get(job_id)
     assert job is not None and job.webhook_state == "pending" and job.webhook_attempts == 1
     assert job.webhook_next_at is not None and job.webhook_next_at > utcnow()
+    view = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()  # what an operator reads meanwhile
+    assert view["webhook"] == "pending"
+    delivery = view["webhook_delivery"]
+    assert (delivery["state"], delivery["attempts"], delivery["last_error"]) == ("pending", 1, "HTTP 500")
+    assert datetime.fromisoformat(delivery["next_attempt_at"]) == job.webhook_next_at
     assert sender.deliver_due() == 0  # not due yet: backoff
     assert sender.deliver_due(utcnow() + timedelta(seconds=30)) == 1
     assert api.services.jobs.get(job_id).webhook_state == "delivered"  # type: ignore[union-attr]
@@ -87,6 +92,8 @@ def test_delivery_is_signed_and_retried_until_success(api_factory, tmp_data_dir:
     assert headers["Echo4D-Event-Id"] == f"{job_id}.succeeded"
     view = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()
     assert view["webhook"] == "delivered"
+    assert view["webhook_delivery"] == {"state": "delivered", "attempts": 2, "next_attempt_at": None,
+                                        "last_error": None}
 
 
 def test_gives_up_after_max_attempts(api_factory, tmp_data_dir: Path, receiver: Receiver, make_study_zip):
@@ -103,6 +110,23 @@ def test_gives_up_after_max_attempts(api_factory, tmp_data_dir: Path, receiver: 
     assert sender.deliver_due(far) == 1
     assert sender.deliver_due(far) == 0
     assert api.services.jobs.get(job_id).webhook_state == "failed"  # type: ignore[union-attr]
+    delivery = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()["webhook_delivery"]
+    assert delivery == {"state": "failed", "attempts": 2, "next_attempt_at": None, "last_error": "HTTP 503"}
+
+
+def test_an_unreachable_receiver_is_named_in_the_last_error(api_factory, tmp_data_dir: Path, make_study_zip):
+    from service_testkit import free_port
+
+    from service.webhooks import WebhookSender
+
+    api = api_factory(embedded_settings(tmp_data_dir, webhook_secret=SECRET, webhook_allow_private=True))
+    url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    job_id = api.post_study(make_study_zip(), data={"callback_url": url}).json()["id"]
+    _finish(api, job_id)
+    assert WebhookSender(api.services.settings, api.services.jobs, api.services.metrics).deliver_due() == 1
+    delivery = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()["webhook_delivery"]
+    assert delivery["state"] == "pending" and delivery["attempts"] == 1
+    assert delivery["last_error"] == "unreachable (ConnectError)" and delivery["next_attempt_at"] is not None
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.0.0.5/x",

@@ -88,6 +88,25 @@ def test_sr_holds_edv_esv_sv_ef_with_the_method_and_the_evidence(written: Writte
     assert "PertinentOtherEvidenceSequence" not in sr
 
 
+def test_simpsons_biplane_values_sit_beside_ours_with_the_method_of_disks(tmp_path: Path,
+                                                                            beating_result: ReconResult) -> None:
+    simpson = {"method": "biplane method of disks (A4C + A2C), 20 disks", "n_disks": 20, "edv_ml": 55.12,
+               "esv_ml": 31.4, "ef_percent": 43.03, "ed_source_frames": {"A4C": 0, "A2C": 0},
+               "es_source_frames": {"A4C": 3, "A2C": 3}}
+    target = target_from_sources(SOURCES, uid_seed="job-123")
+    files = write_dicom_outputs(beating_result, tmp_path, target, NOW, None, simpson)
+    sr = hd.sr.srread(files[f"{DICOM_DIR}/{SR_NAME}"])
+    groups = sr.content.get_image_measurement_groups()
+    assert len(groups) == 2
+    ours, disks = groups
+    assert all(m.method.value == METHOD_3D.value for m in ours.get_measurements())
+    values = {m.name.value: (m.value, m.unit.value, m.method.value) for m in disks.get_measurements()}
+    assert values == {LV_EDV.value: (55.12, "ml", "125207"), LV_ESV.value: (31.4, "ml", "125207"),
+                      LV_EF.value: (43.03, "%", "125207")}
+    assert disks.tracking_identifier == "Simpson biplane (method of disks)"
+    assert disks.tracking_uid != ours.tracking_uid
+
+
 def test_stl_is_the_ed_mesh_in_mm(written: Written) -> None:
     result = written.result
     ds = written.read(STL_NAME)

@@ -26,16 +26,18 @@ def result_4d() -> object:
     try:
         study = ellipsoid_study(CYCLE, shape=(160, 128))
         stages: list[tuple[str, float]] = []
+        steps: list[tuple[str, int, int]] = []
         result = reconstruct_study(study, analytic_prior(), ReconConfig.from_profile("default"), CPU,
-                                   progress=lambda s, f: stages.append((s, f)))
+                                   progress=lambda s, f: stages.append((s, f)),
+                                   steps=lambda s, d, t: steps.append((s, d, t)))
     finally:
         torch.set_num_threads(before)
-    return result, stages
+    return result, stages, steps
 
 
 @pytest.mark.slow
 def test_result_contract_and_stage_reporting(result_4d: tuple) -> None:  # type: ignore[type-arg]
-    result, stages = result_4d
+    result, stages, steps = result_4d
     t = len(CYCLE)
     assert result.vertices.shape[0] == t and result.vertices.shape[2] == 3
     assert result.volumes_ml.shape == (t,) and result.frame_times_s.shape == (t,)
@@ -44,6 +46,16 @@ def test_result_contract_and_stage_reporting(result_4d: tuple) -> None:  # type:
     assert list(dict.fromkeys(s for s, _ in stages)) == ["encode", "anchor", "motion", "mesh"]
     assert all(0.0 <= f <= 1.0 for _, f in stages) and stages[-1] == ("mesh", 1.0)
     assert {"encode", "anchor", "motion", "mesh", "total"} <= set(result.timings_s)
+    # step counts for the service's sub-stage progress: encode 1, anchor/motion their optimiser steps, mesh 3
+    assert steps[0] == ("encode", 0, 1) and ("encode", 1, 1) in steps
+    cfg = ReconConfig.from_profile("default")
+    anchor = [(d, t) for s, d, t in steps if s == "anchor"]
+    assert anchor[0] == (0, cfg.anchor.max_steps) and all(t == cfg.anchor.max_steps for _, t in anchor)
+    assert [d for d, _ in anchor] == sorted(d for d, _ in anchor)
+    assert anchor[-1][0] <= result.extras["anchor_steps"]
+    motion = [(d, t) for s, d, t in steps if s == "motion"]
+    assert motion[0] == (0, cfg.motion.steps) and motion[-1][0] <= result.extras["motion_steps"]
+    assert [(d, t) for s, d, t in steps if s == "mesh"] == [(0, 3), (1, 3), (2, 3), (3, 3)]
     assert [f.view for f in result.view_fits] == ["A4C", "A2C", "A3C"]
     assert all(0.9 < f.dice_ed <= 1.0 and 0.85 < f.dice_mean <= 1.0 for f in result.view_fits)
     assert result.extras["anchored_view"] is None  # the default gauge is soft
@@ -52,7 +64,7 @@ def test_result_contract_and_stage_reporting(result_4d: tuple) -> None:  # type:
 
 @pytest.mark.slow
 def test_volume_curve_follows_the_truth(result_4d: tuple) -> None:  # type: ignore[type-arg]
-    result, _ = result_4d
+    result, _, _ = result_4d
     truth = np.array([ellipsoid_volume_ml(a) for a in CYCLE])
     np.testing.assert_allclose(result.volumes_ml, truth, rtol=0.05)
     assert result.ed_frame == 0 and result.es_frame == 2
