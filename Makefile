@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install chromium test lint typecheck pytest demo serve clean
+.PHONY: install test-tools test lint typecheck pytest demo serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,18 +32,21 @@ $(VIEWER_DEPS): service/viewer/package-lock.json
 $(VIEWER_BUILD): $(VIEWER_DEPS) service/viewer/build.mjs
 	@if [ -d service/viewer/node_modules/three ]; then cd service/viewer && node build.mjs; fi
 
-# Debian's chromium for the viewer's browser test: installed when absent and apt-get is usable (root), ~2 min.
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# Debian packages the tests use, installed when absent and apt-get is usable (root): chromium for the viewer's
+# browser test (~2 min), dicom3tools for dciodvfy on the DICOM results (~40 s). Without them those tests skip and say why.
+TEST_PACKAGES := /usr/bin/chromium:chromium /usr/bin/dciodvfy:dicom3tools
+test-tools:
+	@missing=""; for pair in $(TEST_PACKAGES); do [ -x "$${pair%%:*}" ] || missing="$$missing $${pair#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium for the web viewer's browser test (apt-get)"; \
+	  echo "installing$$missing for the tests (apt-get)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } || \
-	  echo "chromium could not be installed: the browser test will skip"; \
-	else echo "chromium not found and apt-get is not usable here (not root): the browser test will skip"; fi
+	  { apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; } || \
+	  echo "$$missing could not be installed: the tests needing them will skip"; \
+	else echo "$$missing not found and apt-get is not usable here (not root): the tests needing them will skip"; fi
 
-install: $(STAMP) $(GLTF_VALIDATOR) $(VIEWER_BUILD) chromium
+install: $(STAMP) $(GLTF_VALIDATOR) $(VIEWER_BUILD) test-tools
 
 lint: install
 	$(VENV)/bin/ruff check .
