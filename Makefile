@@ -30,8 +30,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy models service worker
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in one process). worksteal: idle workers take tests
+# queued on busy ones, so the few minute-long tests do not leave one worker running alone at the end.
+PYTEST_WORKERS ?= auto
 pytest: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 
