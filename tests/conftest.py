@@ -1,7 +1,9 @@
 """Shared fixtures: real PostgreSQL/Redis/RabbitMQ on 127.0.0.1, a moto S3 server, small numpy study bundles.
 
 Each test session gets its own PostgreSQL database (``echo4d_test_<pid>_<rand>``, dropped at the
-end), its own Redis queue names on DB 15 and its own buckets, so parallel runs do not collide.
+end), its own Redis queue names on DB 15 and its own buckets, so parallel runs do not collide; each
+pytest-xdist worker (``make test`` runs ``-n auto``) is such a session. The smoke shape prior is the one thing
+the workers of a run share (trained once, under a file lock).
 A service that is not running makes the tests needing it skip with an explicit reason.
 """
 
