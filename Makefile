@@ -54,10 +54,21 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy models service worker
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS selects tests).
+# worksteal: idle workers take tests queued on busy ones, so the few minute-long tests do not leave one worker
+# running alone at the end.
+PYTEST_WORKERS ?= auto
 pytest: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# ruff and mypy run beside pytest (mypy is single-threaded; it fills the cores the pytest workers leave idle while
+# they wait on their subprocesses). pytest's output streams; ruff's and mypy's is printed after it.
+test: install
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck > $(VENV)/.checks.log 2>&1 & checks=$$!; \
+	$(MAKE) --no-print-directory pytest; tests=$$?; \
+	wait $$checks; checks_rc=$$?; cat $(VENV)/.checks.log; \
+	if [ $$checks_rc -ne 0 ]; then echo "make test: ruff or mypy failed (above)"; fi; \
+	exit $$(( tests != 0 || checks_rc != 0 ))
 
 demo: install
 	$(VENV)/bin/echo4d demo

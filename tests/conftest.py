@@ -1,14 +1,19 @@
 """Shared fixtures: real PostgreSQL/Redis/RabbitMQ on 127.0.0.1, a moto S3 server, small numpy study bundles.
 
 Each test session gets its own PostgreSQL database (``echo4d_test_<pid>_<rand>``, dropped at the
-end), its own Redis queue names on DB 15 and its own buckets, so parallel runs do not collide.
+end), its own Redis queue names on DB 15 and its own buckets, so parallel runs do not collide; each
+pytest-xdist worker (``make test`` runs ``-n auto``) is such a session. The smoke shape prior is the one thing
+the workers of a run share (trained once, under a file lock).
 A service that is not running makes the tests needing it skip with an explicit reason.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -16,6 +21,13 @@ from typing import Any
 
 import pytest
 from service_testkit import ApiHarness, embedded_settings, free_port, study_zip_bytes
+
+# Under pytest-xdist (``make test`` runs ``-n auto``) each worker is one process on a machine with as many cores
+# as workers: torch must use one thread per worker or the workers oversubscribe the cores. OMP_NUM_THREADS is
+# read when torch is first imported (after this); subprocesses started by the tests inherit it.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -28,10 +40,18 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread_per_xdist_worker() -> Iterator[None]:
+    """Some tests (CLI ``--threads``) change torch's thread count; under xdist put it back to one afterwards."""
+    yield
+    if XDIST_WORKER and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def session_tag() -> str:
-    import os
-
     return f"{os.getpid()}_{secrets.token_hex(3)}"
 
 
@@ -92,6 +112,44 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture()
 def bucket() -> str:
     return f"echo4d-test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def smoke_prior(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real shape prior trained with ``TrainConfig.profile("smoke")`` (one thread, ~20 s), once per test run:
+    under pytest-xdist the first worker that asks trains it (under a file lock) into the run's shared temporary
+    folder and the others load that file. Tests must not modify it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if XDIST_WORKER else base  # xdist: <run>/popen-gwN -> <run>, shared by this run's workers
+    path = shared / "smoke-prior" / "smoke_prior.pt"
+    with open(shared / "smoke-prior.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.is_file():
+                _train_smoke_prior(path, shared / "smoke-prior-cache")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return path
+
+
+def _train_smoke_prior(path: Path, cache_dir: Path) -> None:
+    import torch
+
+    from models.cohort.version import GENERATOR_VERSION
+    from models.prior.checkpoint import save_prior
+    from models.prior.config import TrainConfig
+    from models.prior.train import train_prior
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = TrainConfig.profile("smoke")
+        result = train_prior(cfg, cache_dir=cache_dir)
+    finally:
+        torch.set_num_threads(before)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_prior(result.prior, path, train_config=cfg, metrics={}, curves=result.curves,
+               cohort_version=GENERATOR_VERSION)  # written atomically (and under the caller's lock)
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -4,7 +4,8 @@ see test_reliability_long_faults.py.)
 
 Everything is real: PostgreSQL 127.0.0.1:5432, Redis 127.0.0.1:6379 (DB 15), moto's S3 server driven by the
 real ``minio`` client, ``echo4d worker`` subprocesses and uvicorn. Jobs that must *succeed* run the real
-reconstruction with a shape prior trained here with the prior's ``smoke`` profile (about 20 s, once per session).
+reconstruction with a shape prior trained with the prior's ``smoke`` profile (``smoke_prior`` of tests/conftest.py,
+about 20 s, once per run).
 """
 
 from __future__ import annotations
@@ -23,27 +24,6 @@ from reliability_kit import (
     settings_from_env,
 )
 from service_testkit import ApiHarness, free_port
-
-
-@pytest.fixture(scope="session")
-def smoke_prior(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real shape prior trained with ``TrainConfig.profile("smoke")`` (one thread, ~20 s), once per session."""
-    import torch
-
-    from models.cohort.version import GENERATOR_VERSION
-    from models.prior.checkpoint import save_prior
-    from models.prior.config import TrainConfig
-    from models.prior.train import train_prior
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = TrainConfig.profile("smoke")
-        result = train_prior(cfg, cache_dir=tmp_path_factory.mktemp("prior-cache"))
-    finally:
-        torch.set_num_threads(before)
-    return save_prior(result.prior, tmp_path_factory.mktemp("smoke-prior") / "smoke_prior.pt", train_config=cfg,
-                      metrics={}, curves=result.curves, cohort_version=GENERATOR_VERSION)
 
 
 @pytest.fixture()

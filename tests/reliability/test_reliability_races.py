@@ -96,22 +96,31 @@ def test_cancel_after_the_end_is_409_or_a_no_op(pg_api: ApiHarness):
 
 
 def test_cancel_racing_the_claim_always_ends_consistently(pg_api: ApiHarness):
-    """DELETE and a worker's claim released at the same instant, 12 times."""
+    """DELETE and a worker's claim released at the same instant, 12 times. Eight are timed races (the DELETE
+    0-100 ms after the claim is let go); in two the DELETE is answered before the claim, in two after it, so that
+    both orders are covered however loaded the machine is (timing alone covered only one on a busy 2-core box)."""
     ids = [_post(pg_api, broken_study_zip_bytes()) for _ in range(12)]
     answers: dict[str, int] = {}
     outcomes: dict[str, Outcome] = {}
 
-    def race(job_id: str, delay_s: float) -> None:
+    def race(job_id: str, delay_s: float, order: str | None) -> None:
         gate = threading.Barrier(2)
+        ctx = worker_context(pg_api.services, f"racer-{job_id[:6]}")  # built before the gate: only the claim races
+        cancelled = threading.Event()
 
         def cancel() -> None:
             gate.wait()
+            if order == "claim_first":
+                wait_until(lambda: job_row(pg_api.services, job_id).status != "queued", 30, 0.005, "the claim")
             time.sleep(delay_s)
             answers[job_id] = _cancel(pg_api, job_id).status_code
+            cancelled.set()
 
         def work() -> None:
             gate.wait()
-            outcomes[job_id] = run_job(worker_context(pg_api.services, f"racer-{job_id[:6]}"), job_id)
+            if order == "cancel_first":
+                assert cancelled.wait(30)
+            outcomes[job_id] = run_job(ctx, job_id)
 
         threads = [threading.Thread(target=cancel), threading.Thread(target=work)]
         for t in threads:
@@ -119,8 +128,10 @@ def test_cancel_racing_the_claim_always_ends_consistently(pg_api: ApiHarness):
         for t in threads:
             t.join(timeout=60)
 
-    for i, job_id in enumerate(ids):
-        race(job_id, delay_s=0.02 * (i % 6))  # from "before the claim" to "while it runs"
+    timed = [(None, 0.02 * k) for k in (0, 1, 2, 3, 4, 5, 0, 2)]  # from "before the claim" to "while it runs"
+    ordered = [("cancel_first", 0.0), ("claim_first", 0.0)] * 2
+    for job_id, (order, delay_s) in zip(ids, timed + ordered, strict=True):
+        race(job_id, delay_s, order)
     for job_id in ids:
         job = job_row(pg_api.services, job_id)
         answer, outcome = answers[job_id], outcomes[job_id]
@@ -132,7 +143,7 @@ def test_cancel_racing_the_claim_always_ends_consistently(pg_api: ApiHarness):
         else:  # the job had already ended
             assert answer == 409 and job.status == "failed" and outcome is Outcome.FAILED
     assert assert_jobs_consistent(pg_api.services, ids)
-    assert len(set(answers.values())) >= 2  # the delays really covered both orders
+    assert len(set(answers.values())) >= 2  # both orders happened (the ordered races make sure of it)
     print(f"FIGURE cancel-race: 12 races, DELETE answers {sorted(answers.values())}, "
           f"outcomes {sorted(o.value for o in outcomes.values())}")
 

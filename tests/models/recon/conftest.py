@@ -38,20 +38,7 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def smoke_prior_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A shape prior trained with the prior's ``smoke`` profile (about half a minute), as a checkpoint."""
-    from models.cohort.version import GENERATOR_VERSION
-    from models.prior.checkpoint import save_prior
-    from models.prior.config import TrainConfig
-    from models.prior.train import train_prior
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = TrainConfig.profile("smoke")
-        result = train_prior(cfg)
-    finally:
-        torch.set_num_threads(before)
-    path = tmp_path_factory.mktemp("smoke-prior") / "smoke.pt"
-    return save_prior(result.prior, path, train_config=cfg, metrics={}, curves=result.curves,
-                      cohort_version=GENERATOR_VERSION)
+def smoke_prior_path(smoke_prior: Path) -> Path:
+    """A shape prior trained with the prior's ``smoke`` profile, as a checkpoint (``smoke_prior`` of
+    tests/conftest.py: trained once per run, shared with the reliability tests)."""
+    return smoke_prior
