@@ -174,6 +174,7 @@ def test_real_bmode_cine_to_mesh_with_quality(needs_reconstruction: None, served
     validate_report(report)
     a4c = report["quality"]["views"]["A4C"]
     assert a4c["mask_source"] == "segmenter" and 0.0 < a4c["segmentation_confidence"] <= 1.0
+    assert 0.0 <= a4c["segmentation_fac_spread"] <= 1.0  # measured at ingest in the worker, carried to the report
     assert report["quality"]["level"] == job["quality"]["level"]
     assert any(w.startswith("ingest: ") and "segmenter" in w for w in report["warnings"])
     glb = httpx.get(s.url + job["artifacts"]["mesh.glb"]["href"], headers=headers).content
