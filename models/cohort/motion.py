@@ -160,7 +160,7 @@ def deform(ed: EDShape, field: MotionField, motion: MotionParams, c: float, k: f
     cos, sin = np.cos(ang), np.sin(ang)
     x = cos * xy[:, :, 0] - sin * xy[:, :, 1]
     y = sin * xy[:, :, 0] + cos * xy[:, :, 1]
-    return close_wall(ed.template, np.stack([x, y, z], axis=-1), ed.dome_mm)
+    return close_wall(ed.template, np.stack([x, y, z], axis=-1), ed.dome_mm, ed.cap_flat)
 
 
 def solve_radial_fraction(ed: EDShape, motion: MotionParams) -> float:

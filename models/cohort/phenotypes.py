@@ -30,7 +30,11 @@ import numpy as np
 
 from models.cohort.motion import MotionParams
 from models.cohort.segments import CORONARY_TERRITORIES, N_SEGMENTS
-from models.cohort.shape_model import SHAPE_MODES, ShapeParams
+from models.cohort.shape_model import BASAL_MODES, SHAPE_MODES, ShapeParams
+
+N_V1_MODES: Final[int] = 19
+"""z-scores drawn in cohort-1.0's order (its 19 local modes, trefoil_s3 included and now discarded)."""
+_V1_KEPT: Final[tuple[int, ...]] = tuple(i for i in range(N_V1_MODES) if i != 6)  # 6 = trefoil_s3
 
 PHENOTYPES: Final[tuple[str, ...]] = ("normal", "dcm", "hypertrophic", "apical_aneurysm", "regional_hypokinesia")
 PHENOTYPE_WEIGHTS: Final[tuple[float, ...]] = (0.30, 0.20, 0.15, 0.10, 0.25)
@@ -53,16 +57,19 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None) -> PhenotypeDraw:
     """Draw one subject's shape and motion parameters (phenotype drawn too unless given)."""
-    # Fixed-order draws: phenotype, 19 z-scores, 12 uniforms, 17 jitters, 17 picks, 2 normals.
+    # Fixed-order draws: phenotype, 19 z-scores, 12 uniforms, 17 jitters, 17 picks, 2 normals, then
+    # (cohort-2.0) the basal modes' z-scores: every cohort-1.0 parameter of a seed is unchanged.
     pick = int(rng.choice(len(PHENOTYPES), p=np.asarray(PHENOTYPE_WEIGHTS)))
     name = phenotype if phenotype is not None else PHENOTYPES[pick]
     if name not in PHENOTYPES:
         raise ValueError(f"unknown phenotype {name!r}; expected one of {', '.join(PHENOTYPES)}")
-    z = rng.standard_normal(len(SHAPE_MODES))
+    z_v1 = rng.standard_normal(N_V1_MODES)
     u = rng.uniform(0.0, 1.0, size=12)
     jitter = rng.uniform(-1.0, 1.0, size=N_SEGMENTS)
     picks = rng.uniform(0.0, 1.0, size=N_SEGMENTS)
     g = np.clip(rng.standard_normal(2), -2.5, 2.5)  # EDV (log-normal), sphericity
+    z = np.concatenate([z_v1[list(_V1_KEPT)], rng.standard_normal(len(BASAL_MODES))])
+    assert len(z) == len(SHAPE_MODES)
 
     def sphericity(mean: float, sd: float, lo: float, hi: float) -> float:
         return float(np.clip(mean + sd * g[1], lo, hi))

@@ -15,9 +15,35 @@ at ``(0, 0, L)``. ``R`` is then solved so the mesh volume equals the requested E
 sphericity index ``SI = D_eq / L`` with ``D_eq = sqrt(6 · EDV / (π · L))`` the short-axis
 diameter of the prolate ellipsoid of the same volume and length (so SI is exact too).
 
-Modes: 2 global (size = EDV, sphericity = SI) and 19 local shape modes listed in
+Modes: 2 global (size = EDV, sphericity = SI) and 22 local shape modes listed in
 :data:`SHAPE_MODES` with their standard deviations; a subject is the phenotype mean plus
 ``z · σ`` for z-scores ``z`` (clipped to ±2.5).
+
+Basal anatomy (cohort-2.0). The base rim's height about the annulus plane is
+``rim_height(φ)`` (tilt, saddle, outflow rise; its ring mean is exactly 0) times ``s⁴``, and three
+log-radius terms act only above s = 0.6 (``basal_ramp``). Ranges and their sources (literature
+values quoted from memory, to be re-checked against the papers; they are priors, not fits):
+
+* ``lvot_height`` 7 ± 2 mm: the aortic valve sits basal to the mitral annulus on the antero-septal
+  side (φ = −120°, in the A3C plane), joined to the anterior mitral leaflet by the fibrous
+  aorto-mitral curtain, 7–10 mm long at an aorto-mitral angle of ≈ 120–140° in normal adults
+  (3D TEE: Veronesi et al., Circ Cardiovasc Imaging 2009; anatomy: Ho, Eur J Echocardiogr 2009).
+  Sector 1/e half-width 28° = an LVOT of 20–22 mm (Lang et al., JASE 2015) on the basal rim.
+* ``lvot_bulge`` 0.05 ± 0.03 log r: the outflow sector of the basal cavity is wider than the
+  tapering mural wall (the LVOT does not narrow toward the valve like the inflow; same sources).
+* curtain: in the outflow sector the mitral cap's dome fades (``cap_rings``), so the cap runs as a
+  straight sheet from the raised outflow rim toward the mitral centre — the flat aorto-mitral
+  curtain instead of a domed leaflet (no parameter; its slope follows ``lvot_height``).
+* ``basal_ellipticity`` 0.10 ± 0.04 log r (minor axis along −120°/60°, the septal-lateral or
+  antero-posterior diameter of the annulus): the normal mitral annulus is D-shaped with a
+  septal-lateral / inter-commissural diameter ratio of ≈ 0.75–0.85 (3D echo: Kaplan et al.,
+  Am Heart J 2000; Kwan et al., Circulation 2003), i.e. a log-radius amplitude of ≈ 0.08–0.14.
+* ``annular_saddle`` 2.5 ± 1 mm: half the non-planarity of the saddle-shaped annulus, highs at the
+  aortic (−120°) and posterior (60°) sides, lows at the commissures; annular height ≈ 5–7 mm in
+  normal adults (Levine et al., Circulation 1989; Jassar et al., Ann Thorac Surg 2011).
+
+``trefoil_s3`` (sin 3φ) is gone: it is 0 on all three nominal planes (0°, −60°, −120°, i.e.
+every multiple of 60°), so no apical view sees it (cohort-1.0 drew it with σ = 0.03).
 """
 
 from __future__ import annotations
@@ -53,7 +79,6 @@ SHAPE_MODES: Final[tuple[ModeSpec, ...]] = (
     ModeSpec("ellipticity_c2", 0.0, 0.06, "log r", "short-axis ellipticity cos 2φ"),
     ModeSpec("ellipticity_s2", 0.0, 0.06, "log r", "short-axis ellipticity sin 2φ"),
     ModeSpec("trefoil_c3", 0.0, 0.03, "log r", "third-order lobes cos 3φ"),
-    ModeSpec("trefoil_s3", 0.0, 0.03, "log r", "third-order lobes sin 3φ"),
     ModeSpec("lateral_skew", 0.0, 0.05, "log r", "cos φ · P1(s): lateral vs septal width changing base→apex"),
     ModeSpec("anterior_skew", 0.0, 0.05, "log r", "sin φ · P1(s): inferior vs anterior width changing base→apex"),
     ModeSpec("ellipticity_twist_c", 0.0, 0.03, "log r", "cos 2φ · P1(s): ellipticity changing along the axis"),
@@ -66,8 +91,27 @@ SHAPE_MODES: Final[tuple[ModeSpec, ...]] = (
     ModeSpec("bow_x", 0.0, 0.06, "R", "axis bow toward +x (banana shape), fraction of the max radius"),
     ModeSpec("bow_y", 0.0, 0.06, "R", "axis bow toward +y"),
     ModeSpec("mitral_dome", 2.0, 1.0, "mm", "height of the mitral cap dome above the annulus plane (≥ 0)"),
+    # --- basal anatomy (cohort-2.0; ranges and sources in the module docstring)
+    ModeSpec("lvot_height", 7.0, 2.0, "mm", "outflow tract: base rim raised toward the aortic valve, φ = −120° (≥ 0)"),
+    ModeSpec("lvot_bulge", 0.05, 0.03, "log r", "outflow tract: basal widening of the antero-septal sector"),
+    ModeSpec("basal_ellipticity", 0.10, 0.04, "log r",
+             "basal short-axis ellipticity, minor axis along −120°/60° (aorto-mitral / septal-lateral)"),
+    ModeSpec("annular_saddle", 2.5, 1.0, "mm", "mitral saddle: half the annular height, highs at −120° and 60° (≥ 0)"),
 )
-"""The 19 local shape modes (with EDV and sphericity: 21 modes)."""
+"""The 22 local shape modes (with EDV and sphericity: 24 modes). ``trefoil_s3`` (sin 3φ) of
+cohort-1.0 is dropped: it vanishes on all three nominal planes (0°, −60°, −120°), so no apical
+view can see it and it only set an error floor the prior could not lift."""
+
+NON_NEGATIVE_MODES: Final[tuple[str, ...]] = ("mitral_dome", "lvot_height", "annular_saddle")
+BASAL_MODES: Final[tuple[str, ...]] = ("lvot_height", "lvot_bulge", "basal_ellipticity", "annular_saddle")
+"""Modes added in cohort-2.0; their z-scores are drawn after every cohort-1.0 draw."""
+LVOT_AZIMUTH_DEG: Final[float] = -120.0
+"""Azimuth of the aortic valve / outflow tract (the A3C plane's antero-septal side)."""
+LVOT_HALF_WIDTH_DEG: Final[float] = 28.0
+"""1/e half-width of the outflow sector: LVOT diameter ≈ 20–22 mm on a basal circumference of
+≈ 140–160 mm spans ≈ 50° (ASE/EACVI chamber quantification, Lang et al. 2015)."""
+BASAL_RAMP_START: Final[float] = 0.6
+"""The basal modes act on s > 0.6 with weight ((s − 0.6) / 0.4)², 1 at the annulus."""
 
 MODE_INDEX: Final[dict[str, int]] = {m.name: i for i, m in enumerate(SHAPE_MODES)}
 N_SHAPE_MODES: Final[int] = len(SHAPE_MODES) + 2
@@ -76,7 +120,7 @@ Z_CLIP: Final[float] = 2.5
 
 @dataclass(frozen=True)
 class ShapeParams:
-    """End-diastolic cavity parameters: EDV (mL), sphericity index, 19 local mode values.
+    """End-diastolic cavity parameters: EDV (mL), sphericity index, 22 local mode values.
 
     ``modes`` holds the *values* (mean + z·std, in each mode's unit), not z-scores.
     """
@@ -110,7 +154,8 @@ class ShapeParams:
         values = [m.mean + float(zi) * m.std for m, zi in zip(SHAPE_MODES, zc, strict=True)]
         for name, off in (offsets or {}).items():
             values[MODE_INDEX[name]] += off
-        values[MODE_INDEX["mitral_dome"]] = max(0.0, values[MODE_INDEX["mitral_dome"]])
+        for name in NON_NEGATIVE_MODES:
+            values[MODE_INDEX[name]] = max(0.0, values[MODE_INDEX[name]])
         return cls(float(edv_ml), float(sphericity), tuple(values))
 
     def to_dict(self) -> dict[str, float]:
@@ -128,6 +173,7 @@ class EDShape:
     s: FloatArray  # (n_wall,) normalised axial position of each wall ring at ED
     dome_mm: float
     length_mm: float
+    cap_flat: FloatArray | None = None  # (n_phi,) curtain weight of the cap (None: plain dome)
 
     @property
     def wall(self) -> FloatArray:
@@ -155,7 +201,6 @@ def log_radius(params: ShapeParams, s: FloatArray, phi: FloatArray) -> FloatArra
         + b["ellipticity_c2"] * np.cos(2 * ph)
         + b["ellipticity_s2"] * np.sin(2 * ph)
         + b["trefoil_c3"] * np.cos(3 * ph)
-        + b["trefoil_s3"] * np.sin(3 * ph)
         + b["lateral_skew"] * np.cos(ph) * p1
         + b["anterior_skew"] * np.sin(ph) * p1
         + b["ellipticity_twist_c"] * np.cos(2 * ph) * p1
@@ -163,6 +208,40 @@ def log_radius(params: ShapeParams, s: FloatArray, phi: FloatArray) -> FloatArra
         + b["mid_waist"] * p2
         + b["basal_taper"] * p3
         + b["apical_bulge"] * apical
+    )
+    ramp = basal_ramp(ss)
+    out = out + ramp * (b["lvot_bulge"] * lvot_sector(ph) - b["basal_ellipticity"] * np.cos(2 * (ph - _LVOT)))
+    return out
+
+
+_LVOT: Final[float] = math.radians(LVOT_AZIMUTH_DEG)
+
+
+def basal_ramp(s: FloatArray) -> FloatArray:
+    """Weight of the basal modes: 0 below s = 0.6, ((s − 0.6) / 0.4)² above (1 at the annulus)."""
+    out: FloatArray = np.clip((s - BASAL_RAMP_START) / (1.0 - BASAL_RAMP_START), 0.0, 1.0) ** 2
+    return out
+
+
+def lvot_sector(phi: FloatArray) -> FloatArray:
+    """Gaussian sector weight (1 at φ = −120°, 1/e at ±28°) of the outflow tract."""
+    d = np.angle(np.exp(1j * (np.asarray(phi, dtype=np.float64) - _LVOT)))
+    out: FloatArray = np.exp(-((d / math.radians(LVOT_HALF_WIDTH_DEG)) ** 2))
+    return out
+
+
+def rim_height(params: ShapeParams, length: float, phi: FloatArray) -> FloatArray:
+    """Height change (n_phi,) mm of the base rim about the annulus plane z = L; its mean over the
+    ring is exactly 0, so the mitral centre (mean of the base ring) stays at z = L.
+
+    Mitral-plane tilt (first harmonic), saddle (second harmonic, highs at −120° and 60°) and the
+    outflow-tract rise at −120° (its ring mean removed: the rest of the rim sinks by ≈ 0.14 h).
+    """
+    sector = lvot_sector(phi)
+    out: FloatArray = (
+        length * (params.mode("tilt_x") * np.cos(phi) + params.mode("tilt_y") * np.sin(phi))
+        + params.mode("annular_saddle") * np.cos(2 * (phi - _LVOT))
+        + params.mode("lvot_height") * (sector - sector.mean())
     )
     return out
 
@@ -182,39 +261,47 @@ def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -
     bow = 4.0 * s * (1.0 - s)
     x = r * np.cos(phi)[None, :] + params.mode("bow_x") * bow[:, None]
     y = r * np.sin(phi)[None, :] + params.mode("bow_y") * bow[:, None]
-    tilt = length * (params.mode("tilt_x") * np.cos(phi) + params.mode("tilt_y") * np.sin(phi))
-    z = length * s[:, None] + (s**4)[:, None] * tilt[None, :]
+    z = length * s[:, None] + (s**4)[:, None] * rim_height(params, length, phi)[None, :]
     # Shear so the base-ring centroid lies on the long axis (the apex stays at the origin).
     cx, cy = float(x[-1].mean()), float(y[-1].mean())
     x = x - s[:, None] * cx
     y = y - s[:, None] * cy
     wall = np.stack([x, y, z], axis=-1)
     dome = params.mode("mitral_dome")
-    unit = _close(template, wall, length, dome)
+    flat = lvot_sector(phi) if params.mode("lvot_height") > 0 else np.zeros_like(phi)
+    unit = _close(template, wall, length, dome, flat)
     volume_unit = mesh_volume_mm3(Mesh(unit, template.faces))
     f = math.sqrt(params.edv_ml * 1000.0 / volume_unit)
     vertices = unit.copy()
     vertices[:, :2] *= f
-    return EDShape(Mesh(vertices, template.faces), template, s, dome, length)
+    return EDShape(Mesh(vertices, template.faces), template, s, dome, length, flat)
 
 
-def cap_rings(template: Template, base: FloatArray, centre: FloatArray, dome_mm: float) -> FloatArray:
-    """Cap ring vertices (n_cap, n_phi, 3) between the base ring (n_phi, 3) and the centre (3,)."""
-    rho = template.cap_rho[:, None, None]
-    lift = (dome_mm * (1.0 - template.cap_rho**2))[:, None, None] * np.array([0.0, 0.0, 1.0])
-    out: FloatArray = centre[None, None, :] + rho * (base[None, :, :] - centre[None, None, :]) + lift
+def cap_rings(template: Template, base: FloatArray, centre: FloatArray, dome_mm: float,
+              flat: FloatArray | None = None) -> FloatArray:
+    """Cap ring vertices (n_cap, n_phi, 3) between the base ring (n_phi, 3) and the centre (3,).
+
+    The dome lift is ``dome · (1 − ρ²) · (1 − flat(φ) · ρ)``: with ``flat`` = the outflow sector
+    the cap runs as a straight sheet from the raised outflow rim toward the centre (the
+    aorto-mitral curtain), domed only on the mural side.
+    """
+    rho = template.cap_rho[:, None]
+    f = np.zeros(template.n_phi) if flat is None else np.asarray(flat, dtype=np.float64)
+    lift = dome_mm * (1.0 - rho**2) * (1.0 - f[None, :] * rho)  # (n_cap, n_phi)
+    out: FloatArray = centre[None, None, :] + rho[:, :, None] * (base[None, :, :] - centre[None, None, :])
+    out[..., 2] += lift
     return out
 
 
-def _close(template: Template, wall: FloatArray, length: float, dome_mm: float) -> FloatArray:
+def _close(template: Template, wall: FloatArray, length: float, dome_mm: float, flat: FloatArray) -> FloatArray:
     centre_base = np.array([0.0, 0.0, length])
-    cap = cap_rings(template, wall[-1], centre_base, dome_mm)
+    cap = cap_rings(template, wall[-1], centre_base, dome_mm, flat)
     return template.assemble(wall, cap, centre_base + np.array([0.0, 0.0, dome_mm]))
 
 
-def close_wall(template: Template, wall: FloatArray, dome_mm: float) -> FloatArray:
+def close_wall(template: Template, wall: FloatArray, dome_mm: float, flat: FloatArray | None = None) -> FloatArray:
     """Full vertex array (N, 3) from moved wall rings: the cap follows the base ring (centre =
-    the base ring's mean, dome kept)."""
+    the base ring's mean, dome and curtain kept)."""
     centre = wall[-1].mean(axis=0)
-    cap = cap_rings(template, wall[-1], centre, dome_mm)
+    cap = cap_rings(template, wall[-1], centre, dome_mm, flat)
     return template.assemble(wall, cap, centre + np.array([0.0, 0.0, dome_mm]))

@@ -109,6 +109,7 @@ class TrainConfig:
     near_fraction: float = 0.8
     pool_workers: int = 2  # processes building the pool (the result does not depend on it)
     # --- schedule
+    init_from: str = ""  # warm start: a shape-prior checkpoint (.pt) with the same PriorConfig ("" = random init)
     strategy: Strategy = "joint"
     steps: int = 7000
     autodecoder_steps: int = 0  # two_stage only: auto-decoder steps before the encoder stage

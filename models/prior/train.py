@@ -12,6 +12,8 @@ Strategies (``TrainConfig.strategy``):
 
 Deterministic: weights from ``torch.manual_seed(seed)``, batch ``i`` from
 ``numpy.random.default_rng([seed, i])``, so a resumed run continues exactly where it stopped.
+``init_from`` warm-starts the weights from a verified checkpoint of the same architecture
+(e.g. retraining the shipped prior on a new cohort version).
 The resumable state (model, optimiser, curves, step) goes to ``state_path``, outside git.
 """
 
@@ -30,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from models.prior.batches import draw_batch, pool_masks
-from models.prior.config import TrainConfig
+from models.prior.config import PriorConfig, TrainConfig
 from models.prior.data import ShapeSource, make_source
 from models.prior.model import ShapePrior
 from models.prior.pool import Pool, cached_pool
@@ -123,6 +125,17 @@ def _save_state(path: Path, step: int, prior: ShapePrior, optims: dict[str, torc
     tmp.replace(path)
 
 
+def warm_start(prior: ShapePrior, checkpoint: Path, config: PriorConfig) -> None:
+    """Copy the weights of a verified checkpoint (same architecture) into ``prior`` (``init_from``)."""
+    from models.prior.checkpoint import load_prior
+
+    src = load_prior(checkpoint, "cpu")
+    if src.config != config:
+        raise ValueError(f"init_from {checkpoint.name}: its PriorConfig differs from this run's")
+    prior.load_state_dict(src.state_dict(), strict=True)
+    logger.info("warm start from %s (sha256 %s…)", checkpoint.name, src.sha256[:12])
+
+
 def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_dir: Path | None = None,
                 state_path: Path | None = None, resume: bool = False, source: ShapeSource | None = None,
                 progress: ProgressFactory | None = None) -> TrainResult:
@@ -155,6 +168,8 @@ def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_d
 
     torch.manual_seed(cfg.seed)
     prior = ShapePrior(cfg.prior).to(dev)
+    if cfg.init_from:
+        warm_start(prior, Path(cfg.init_from), cfg.prior)
     two_stage = cfg.strategy == "two_stage"
     ad_steps = cfg.autodecoder_steps if two_stage else 0
     codes = None

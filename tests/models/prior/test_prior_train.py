@@ -115,3 +115,25 @@ def test_two_stage_strategy_trains_the_encoder_against_frozen_auto_decoded_codes
     assert losses[0] > 1.0 and losses[-1] < losses[1]
     assert result.curves["val_step"] == [50, 75, 100]  # validation only once the encoder stage runs
     assert all(p.requires_grad for p in result.prior.parameters())
+
+
+@pytest.mark.slow
+def test_warm_start_copies_the_checkpoint_weights_and_refuses_another_architecture(tmp_path: Path) -> None:
+    from models.prior.checkpoint import save_prior
+    from models.prior.model import ShapePrior
+    from models.prior.train import warm_start
+
+    a = train_prior(FAST, cache_dir=tmp_path)
+    ckpt = save_prior(a.prior, tmp_path / "a.pt", train_config=FAST, metrics={}, curves=a.curves,
+                      cohort_version="test")
+    fresh = ShapePrior(FAST.prior)
+    assert not all(torch.equal(v, w) for v, w in zip(fresh.parameters(), a.prior.parameters(), strict=True))
+    warm_start(fresh, ckpt, FAST.prior)
+    for (k, v), w in zip(fresh.state_dict().items(), a.prior.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+    with pytest.raises(ValueError, match="PriorConfig differs"):
+        warm_start(ShapePrior(FAST.prior.replace(latent_dim=8)), ckpt, FAST.prior.replace(latent_dim=8))
+    # train_prior honours init_from: with no steps the result is the checkpoint's weights.
+    warm = train_prior(FAST.replace(init_from=str(ckpt), steps=0), cache_dir=tmp_path)
+    for v, w in zip(warm.prior.parameters(), a.prior.parameters(), strict=True):
+        assert torch.equal(v, w)
