@@ -56,6 +56,17 @@ def cohort(
         )
 
 
+def sample_study() -> None:
+    """Rewrite the web viewer's built-in sample study (service/viewer/static/sample-study.zip) from the cohort
+    (after a change of the generator; the viewer tests check the committed file is what this writes)."""
+    with user_errors():
+        from service.viewer.sample import SAMPLE_PATH, sample_study_zip
+
+        SAMPLE_PATH.write_bytes(sample_study_zip())
+        typer.echo(f"wrote {SAMPLE_PATH} ({SAMPLE_PATH.stat().st_size} bytes)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("cohort", help="Generate a deterministic synthetic 4D LV cohort with exact ground truth.")(cohort)
+    app.command("sample-study", help="Rewrite the web viewer's built-in sample study from the cohort.")(sample_study)

@@ -5,7 +5,7 @@ A newcomer with no study yet presses "Run the sample case" on the job list page:
 any client. The zip is generated here from the synthetic cohort (the frozen-test-split case that
 ``echo4d demo`` reconstructs, noise-free masks) and committed, because the API image has no cohort code
 (scipy); ``tests/service/test_service_viewer.py`` checks that the committed file is what this writes.
-Regenerate with ``python -m service.viewer.sample``.
+Regenerate with ``echo4d sample-study``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,3 @@ def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info.external_attr = 0o644 << 16
     zf.writestr(info, data, compresslevel=9)
 
-
-if __name__ == "__main__":  # pragma: no cover - the regeneration command named above
-    SAMPLE_PATH.write_bytes(sample_study_zip())
-    print(f"{SAMPLE_PATH}: {SAMPLE_PATH.stat().st_size} bytes")  # noqa: T201

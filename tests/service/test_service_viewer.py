@@ -100,7 +100,7 @@ def test_the_committed_sample_is_what_the_generator_writes() -> None:
             a, b = (np.load(io.BytesIO(z.read(name))) for z in (committed, fresh))
             assert a.shape == b.shape and a.dtype == b.dtype == np.uint8, name
             # floating point may flip an edge pixel on another CPU; anything more is a stale sample
-            assert np.mean(a != b) < 1e-4, f"{name} differs: regenerate with python -m service.viewer.sample"
+            assert np.mean(a != b) < 1e-4, f"{name} differs: regenerate with echo4d sample-study"
 
 
 def test_the_sample_is_a_valid_study_the_api_accepts(api: ApiHarness) -> None:
