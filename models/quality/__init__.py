@@ -15,10 +15,10 @@ from models.recon.result import ReconResult
 from models.study import Study
 
 __all__ = ["LEVELS", "QUALITY_FORMAT", "THRESHOLDS", "ViewEvidence", "assess", "assess_reconstruction",
-           "ingest_confidences", "reconstruction_evidence", "result_volumes", "segmentation_confidence"]
+           "ingest_signals", "reconstruction_evidence", "result_volumes", "segmentation_confidence"]
 
 
-def ingest_confidences(meta: dict[str, Any], key: str = "segmentation_confidence") -> dict[str, float]:
+def ingest_signals(meta: dict[str, Any], key: str = "segmentation_confidence") -> dict[str, float]:
     """A segmenter signal per view (``key``: ``segmentation_confidence`` or ``segmentation_fac_spread``)
     from ``Study.meta["ingest"]`` (views whose masks came from the segmenter; views with supplied
     masks are absent)."""
@@ -37,8 +37,8 @@ def _finite(value: float) -> float | None:
 
 def reconstruction_evidence(study: Study, result: ReconResult) -> list[ViewEvidence]:
     """The gate's evidence for each view ``result`` fitted (masks and confidence from ``study``)."""
-    confidences = ingest_confidences(study.meta)
-    spreads = ingest_confidences(study.meta, "segmentation_fac_spread")
+    confidences = ingest_signals(study.meta)
+    spreads = ingest_signals(study.meta, "segmentation_fac_spread")
     evidence = []
     for fit in result.view_fits:
         seq = study.views[fit.view]

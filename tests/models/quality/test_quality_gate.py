@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.quality import ingest_confidences
+from models.quality import ingest_signals
 from models.quality.gate import THRESHOLDS, Threshold, ViewEvidence, assess
 from models.quality.signals import (
     area_roughness,
@@ -111,11 +111,11 @@ def test_thresholds_are_ordered():
         assert not math.isnan(t.badness(t.best))
 
 
-def test_ingest_confidences_skip_unused_sources_and_supplied_masks():
+def test_ingest_signals_skip_unused_sources_and_supplied_masks():
     meta = {"ingest": {"sources": [{"view": "A4C", "used": True, "segmentation_confidence": 0.91},
                                    {"view": "A2C", "used": False, "segmentation_confidence": 0.2},
                                    {"view": "A3C", "used": True, "segmenter": None}]}}
-    assert ingest_confidences(meta) == {"A4C": 0.91}
+    assert ingest_signals(meta) == {"A4C": 0.91}
     meta["ingest"]["sources"][0]["segmentation_fac_spread"] = 0.03
-    assert ingest_confidences(meta, "segmentation_fac_spread") == {"A4C": 0.03}
-    assert ingest_confidences({}) == {}
+    assert ingest_signals(meta, "segmentation_fac_spread") == {"A4C": 0.03}
+    assert ingest_signals({}) == {}
