@@ -5,10 +5,12 @@ Two sets of frozen-test-split cohort cases, reconstructed from the A4C and A2C v
 * ``corrupted``: the clean masks corrupted by :func:`models.cohort.corruption.corrupt_masks`
   at a per-case severity drawn uniformly in [0, 1] (masks supplied: no segmenter confidence);
 * ``bmode``: the clean masks turned into B-mode by :func:`models.cohort.bmode.synthesize_bmode_clip`,
-  then the product path: ``models.ingest.ingest`` with the segmenter (its confidence recorded).
+  then the product path: ``models.ingest.ingest`` with the segmenter (its confidence recorded);
+* ``physics``: the same with the physics-grounded simulator (:func:`models.cohort.echo_clip.physics_bmode_clip`:
+  one scanner and one scene per clip, other chambers, dropout), the harder and more realistic set.
 
-For each case: the EF error against the exact truth and the quality block of
-:func:`models.quality.assess_reconstruction`. The summary asks how well the gate's score (the
+For each case: the EF error against the exact truth, Simpson's biplane EF on the same masks, and the
+quality block of :func:`models.quality.assess_reconstruction`. The summary asks how well the gate's score (the
 number behind ``level``) ranks cases with |EF error| > 5 points above those < 2 points (AUC),
 and tabulates level against the error class. Imports torch (through the reconstruction): not
 imported by ``models.quality``.
@@ -34,7 +36,8 @@ from models.study import Study, ViewSequence
 BENCH_VIEWS: Final[tuple[str, ...]] = ("A4C", "A2C")
 GOOD_ERROR: Final = 2.0
 BAD_ERROR: Final = 5.0
-SETS: Final[tuple[str, ...]] = ("corrupted", "bmode")
+SETS: Final[tuple[str, ...]] = ("corrupted", "bmode", "physics")
+BMODE_SETS: Final[tuple[str, ...]] = ("bmode", "physics")
 
 
 def corrupted_study(truth: Any, seed: int) -> tuple[Study, float]:
@@ -48,17 +51,22 @@ def corrupted_study(truth: Any, seed: int) -> tuple[Study, float]:
     return Study(views), severity
 
 
-def bmode_study(truth: Any, seed: int, segmenter: Segmenter) -> Study:
-    """Synthetic B-mode cines of the case's clean masks, ingested with ``segmenter`` (the product path)."""
+def bmode_study(truth: Any, seed: int, segmenter: Segmenter, simulator: str = "bmode") -> Study:
+    """Synthetic B-mode cines of the case's clean masks (``simulator``: ``bmode`` = the classic simulator,
+    ``physics`` = the physics-grounded one), ingested with ``segmenter`` (the product path)."""
     from models.cohort.bmode import synthesize_bmode_clip
+    from models.cohort.echo_clip import physics_bmode_clip
     from models.ingest import ingest
 
-    rng = np.random.default_rng([seed, 7302])
+    rng = np.random.default_rng([seed, 7302 if simulator == "bmode" else 7303])
     with tempfile.TemporaryDirectory(prefix="echo4d-qbench-") as tmp:
         paths = []
         for v in BENCH_VIEWS:
             path = Path(tmp) / f"{v}.npy"
-            np.save(path, synthesize_bmode_clip(truth.masks_clean[v], rng, truth.spacing_mm))
+            masks = truth.masks_clean[v]
+            clip = synthesize_bmode_clip(masks, rng, truth.spacing_mm) if simulator == "bmode" \
+                else physics_bmode_clip(masks, v, truth.spacing_mm, rng)[0]
+            np.save(path, clip)
             paths.append(path)
         manifest = {"kind": "images", "pixel_spacing_mm": list(truth.spacing_mm), "fps": truth.fps,
                     "files": {f"{v}.npy": {"view": v} for v in BENCH_VIEWS}}
@@ -68,8 +76,9 @@ def bmode_study(truth: Any, seed: int, segmenter: Segmenter) -> Study:
 
 def evaluate(kind: str, seed: int, prior: Any, device: Any, segmenter: Segmenter | None, profile: str = "default",
              n_frames: int = 20) -> dict[str, Any]:
-    """One case of set ``kind`` (corrupted | bmode): reconstruct, score EF against the truth, assess quality."""
+    """One case of set ``kind`` (see :data:`SETS`): reconstruct, score EF against the truth, assess quality."""
     from models.bench.accuracy import cohort_truth
+    from models.export.simpson_values import simpson_biplane
     from models.recon.pipeline import ReconConfig, reconstruct_study
 
     truth = cohort_truth(seed, n_frames)
@@ -80,8 +89,8 @@ def evaluate(kind: str, seed: int, prior: Any, device: Any, segmenter: Segmenter
             study, row["severity"] = corrupted_study(truth, seed)
         else:
             if segmenter is None:
-                raise ValueError("the bmode set needs a segmenter")
-            study = bmode_study(truth, seed, segmenter)
+                raise ValueError(f"the {kind} set needs a segmenter")
+            study = bmode_study(truth, seed, segmenter, kind)
         result = reconstruct_study(study, prior, ReconConfig.from_profile(profile), device)
     except Echo4DError as exc:  # a case the product refuses (e.g. an empty segmentation) is reported, not hidden
         row.update({"error": f"{type(exc).__name__}: {exc}"[:300], "seconds": time.perf_counter() - start})
@@ -89,8 +98,12 @@ def evaluate(kind: str, seed: int, prior: Any, device: Any, segmenter: Segmenter
     vols = truth.volumes_ml
     edv, esv = float(vols.max()), float(vols.min())
     true_ef = 100.0 * (edv - esv) / edv
+    simpson = simpson_biplane(result, study)
     row.update({"true_ef_percent": true_ef, "ef_percent": result.ef_percent, "ef_error": result.ef_percent - true_ef,
                 "abs_ef_error": abs(result.ef_percent - true_ef), "volumes": list(result_volumes(result)),
+                "simpson_ef_percent": None if simpson is None else simpson["ef_percent"],
+                "anchor": {k: v for k, v in result.extras.get("anchor", {}).items() if k.startswith("foreshortening")
+                           or k == "long_axis_mm"},
                 "evidence": [asdict(ev) for ev in reconstruction_evidence(study, result)],
                 "seconds": time.perf_counter() - start})
     return score_row(row)

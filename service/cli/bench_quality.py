@@ -22,9 +22,11 @@ DEFAULT_OUT = Path("out/bench")
 @bench_app.command("quality")
 def quality(
     n: int = typer.Option(20, "--n", min=1, help="Cases per set (frozen test split)."),
-    sets: str = typer.Option("corrupted,bmode", "--sets", help="corrupted, bmode or both (comma-separated)."),
+    sets: str = typer.Option("corrupted,bmode", "--sets", help="Some of corrupted, bmode (classic B-mode "
+                       "simulator), physics (physics-grounded simulator), comma-separated."),
     offset: int = typer.Option(0, "--offset", min=0, help="First test-split seed of the corrupted set."),
-    bmode_offset: int = typer.Option(50, "--bmode-offset", min=0, help="First test-split seed of the bmode set."),
+    bmode_offset: int = typer.Option(50, "--bmode-offset", min=0, help="First test-split seed of the bmode "
+                                  "and physics sets."),
     profile: str = typer.Option("default", "--profile", help="default, paper or smoke."),
     frames: int = typer.Option(20, "--frames", min=2, help="Frames per generated case."),
     prior: Path | None = typer.Option(None, "--prior", help="Shape prior checkpoint (default: shipped)."),
@@ -45,7 +47,7 @@ def quality(
 
         from models.cohort.splits import frozen_test_seeds
         from models.errors import ErrorCode, InputError
-        from models.quality.bench import SETS, quality_markdown, run_quality_bench, score_row, summarise
+        from models.quality.bench import BMODE_SETS, SETS, quality_markdown, run_quality_bench, score_row, summarise
         from models.segment.lazy import LazySegmenter
 
         if rescore is not None:  # a finished run's JSON, or the .jsonl of rows an unfinished run left
@@ -70,10 +72,11 @@ def quality(
         torch.set_num_threads(threads)
         dev = resolve_device(device)
         try:
-            seeds = {"corrupted": frozen_test_seeds(n, offset), "bmode": frozen_test_seeds(n, bmode_offset)}
+            seeds = {"corrupted": frozen_test_seeds(n, offset), "bmode": frozen_test_seeds(n, bmode_offset),
+                     "physics": frozen_test_seeds(n, bmode_offset)}
         except ValueError as exc:
             raise InputError(str(exc), code=ErrorCode.VALIDATION_FAILED, field="n") from exc
-        seg = LazySegmenter(segmenter, device) if "bmode" in chosen else None
+        seg = LazySegmenter(segmenter, device) if set(chosen) & set(BMODE_SETS) else None
 
         out.mkdir(parents=True, exist_ok=True)
         tag = f"quality-{profile}-{'+'.join(chosen)}-n{n}"
