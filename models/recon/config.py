@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import ErrorCode, InputError
+from models.profiles import PROFILES
 from models.recon.anchor import AnchorConfig
 from models.recon.motion import MotionConfig
 from models.recon.rsa import MeshConfig
 
-PROFILES = ("default", "paper", "smoke")
 GAUGES = ("anchor", "longest", "soft")
 ABLATIONS = ("none", "no-eca", "no-probe", "no-motion", "no-rsa", "no-dr")
 
