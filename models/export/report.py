@@ -146,6 +146,8 @@ class Agreement(_Strict):
     fac_disagreement: NonNegativeFloat | None = Field(description="max |FAC_i - FAC_j| over view pairs")
     length_disagreement: NonNegativeFloat | None = Field(
         description="max |L_i - L_j| / mean(L) of the ED long-axis lengths over view pairs")
+    simpson_ef_disagreement: NonNegativeFloat | None = Field(
+        None, description="|EF - Simpson's biplane EF| (points) on the same masks; null without A4C + A2C or an EF")
 
 
 class QualityReport(_Strict):

@@ -55,15 +55,17 @@ def write_outputs(result: ReconResult, out_dir: Path, study_info: dict[str, Any]
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     quality = None
+    simpson = None
     ingest_warnings: list[str] = []
     if study is not None:
         from models.quality import assess_reconstruction
 
-        quality = assess_reconstruction(study, result)
+        simpson = simpson_biplane(result, study)
+        quality = assess_reconstruction(study, result, None if simpson is None else simpson["ef_percent"])
         ingest_warnings = [str(w) for w in (study.meta.get("ingest") or {}).get("warnings", [])]
     report = build_report(result, study_info, quality, ingest_warnings)  # validates the result first
     if study is not None:
-        report["simpson_biplane"] = simpson_biplane(result, study)
+        report["simpson_biplane"] = simpson
     quality = report["quality"]
     headline = None if quality is None else {"level": quality["level"], "score": quality["score"]}
     verts, faces, times = check_sequence(result.vertices, result.faces, result.frame_times_s)

@@ -55,6 +55,7 @@ def result_volumes(result: ReconResult) -> tuple[float | None, float | None, flo
             None if single else _finite(result.ef_percent))
 
 
-def assess_reconstruction(study: Study, result: ReconResult) -> dict[str, Any]:
-    """The ``quality`` block for ``result`` reconstructed from ``study`` (the views it fitted)."""
-    return assess(reconstruction_evidence(study, result), *result_volumes(result))
+def assess_reconstruction(study: Study, result: ReconResult, simpson_ef_percent: float | None = None) -> dict[str, Any]:
+    """The ``quality`` block for ``result`` reconstructed from ``study`` (the views it fitted); ``simpson_ef_percent``
+    Simpson's biplane EF on the same masks (``models.export.simpson_values``), None where not measured."""
+    return assess(reconstruction_evidence(study, result), *result_volumes(result), simpson_ef_percent)

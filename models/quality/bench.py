@@ -114,7 +114,8 @@ def score_row(row: dict[str, Any]) -> dict[str, Any]:
     current thresholds (so a finished run can be re-scored without reconstructing again)."""
     if "evidence" not in row:
         return row
-    quality = assess([ViewEvidence(**ev) for ev in row["evidence"]], *row["volumes"])
+    edv, esv, ef = row["volumes"]
+    quality = assess([ViewEvidence(**ev) for ev in row["evidence"]], edv, esv, ef, row.get("simpson_ef_percent"))
     row.update({k: quality[k] for k in ("level", "score", "reasons", "views", "agreement")})
     return row
 

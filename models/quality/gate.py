@@ -58,10 +58,11 @@ THRESHOLDS: Final[dict[str, Threshold]] = {
     "segmentation_confidence": Threshold(review=0.80, unreliable=0.60, higher_is_worse=False, best=1.0),
     "area_roughness": Threshold(review=0.10, unreliable=0.25, higher_is_worse=True),
     "fit_dice": Threshold(review=0.90, unreliable=0.80, higher_is_worse=False, best=1.0),
-    "foreshortening_mm": Threshold(review=5.0, unreliable=10.0, higher_is_worse=True),
+    "foreshortening_mm": Threshold(review=15.0, unreliable=30.0, higher_is_worse=True),
     "segmentation_fac_spread": Threshold(review=0.05, unreliable=0.10, higher_is_worse=True),
     "fac_disagreement": Threshold(review=0.15, unreliable=0.30, higher_is_worse=True),
     "length_disagreement": Threshold(review=0.12, unreliable=0.25, higher_is_worse=True),
+    "simpson_ef_disagreement": Threshold(review=4.0, unreliable=8.0, higher_is_worse=True),
 }
 EF_RANGE_PERCENT: Final = (5.0, 85.0)
 SINGLE_VIEW_BADNESS: Final = 1.0
@@ -166,11 +167,15 @@ def _plausibility(edv_ml: float | None, esv_ml: float | None, ef_percent: float 
 
 
 def assess(views: list[ViewEvidence], edv_ml: float | None, esv_ml: float | None,
-           ef_percent: float | None) -> dict[str, Any]:
-    """The ``quality`` block of report.json (level, score, reasons, per-view signals, plausibility)."""
+           ef_percent: float | None, simpson_ef_percent: float | None = None) -> dict[str, Any]:
+    """The ``quality`` block of report.json (level, score, reasons, per-view signals, plausibility).
+
+    ``simpson_ef_percent``: the clinical biplane method of disks on the same masks (None without A4C and A2C
+    or without an EF); the gate checks how far the reconstruction's EF is from it."""
     checks = _Checks()
     per_view = {ev.view: _view_quality(ev, checks) for ev in views}
     agreement = _agreement(views, checks)
+    agreement["simpson_ef_disagreement"] = _simpson_agreement(ef_percent, simpson_ef_percent, checks)
     if len(views) == 1:
         checks.flag(SINGLE_VIEW_BADNESS, f"one view only ({views[0].view}): the out-of-plane shape and the volumes "
                                          "rest on the shape prior")
@@ -193,6 +198,18 @@ def _agreement(views: list[ViewEvidence], checks: _Checks) -> dict[str, Any]:
                                                           "between views")
     return {"fac_disagreement": round(fac, 4) if math.isfinite(fac) else None,
             "length_disagreement": round(length, 4) if math.isfinite(length) else None}
+
+
+def _simpson_agreement(ef_percent: float | None, simpson_ef_percent: float | None, checks: _Checks) -> float | None:
+    """|EF − Simpson's biplane EF| (points) on the same masks: two methods that read the same masks differently
+    say that the 3D fit went somewhere the masks do not support (or that the masks are hard to read)."""
+    if ef_percent is None or simpson_ef_percent is None or not math.isfinite(ef_percent) \
+            or not math.isfinite(simpson_ef_percent):
+        return None
+    gap = abs(float(ef_percent) - float(simpson_ef_percent))
+    checks.signal("simpson_ef_disagreement", gap, "study", "difference between the EF and Simpson's biplane EF "
+                                                           "on the same masks (points)")
+    return round(gap, 3)
 
 
 def thresholds_table() -> dict[str, dict[str, Any]]:

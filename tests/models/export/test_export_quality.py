@@ -63,7 +63,17 @@ def test_a_one_view_mask_study_is_review_and_says_so(tmp_path: Path, result_fact
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["quality"]["level"] == "review"
     assert report["warnings"] != []  # the issue: a one-view study reported warnings: []
-    assert report["quality"]["agreement"] == {"fac_disagreement": None, "length_disagreement": None}
+    assert report["quality"]["agreement"] == {"fac_disagreement": None, "length_disagreement": None,
+                                              "simpson_ef_disagreement": None}
+
+
+def test_the_gate_compares_the_ef_with_simpsons_on_the_same_masks(tmp_path: Path, beating_result: ReconResult):
+    write_outputs(beating_result, tmp_path, {}, _study(("A4C", "A2C")))
+    report = json.loads((tmp_path / "report.json").read_text())
+    simpson = report["simpson_biplane"]
+    assert simpson is not None
+    gap = report["quality"]["agreement"]["simpson_ef_disagreement"]
+    assert gap == pytest.approx(abs(report["ef_percent"] - simpson["ef_percent"]), abs=1e-3)
 
 
 @pytest.mark.parametrize("level", ["good", "review", "unreliable"])

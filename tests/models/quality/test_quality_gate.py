@@ -81,7 +81,7 @@ def test_two_consistent_views_are_good():
     ([_evidence("A4C", confidence=0.7), _evidence("A2C", confidence=0.95)], (120, 50, 58), "review",
      "segmentation confidence"),
     ([_evidence("A4C", dice=0.85), _evidence("A2C")], (120, 50, 58), "review", "seen-view Dice"),
-    ([_evidence("A4C", foreshortening=12.0), _evidence("A2C")], (120, 50, 58), "unreliable", "foreshortening"),
+    ([_evidence("A4C", foreshortening=32.0), _evidence("A2C")], (120, 50, 58), "unreliable", "foreshortening"),
     ([_evidence("A4C", fac_spread=0.07), _evidence("A2C", fac_spread=0.01)], (120, 50, 58), "review",
      "another gain or resolution"),
     ([_evidence("A4C"), _evidence("A2C", BEATING * 0.7)], (120, 50, 58), "unreliable", "ED long-axis length"),
@@ -97,6 +97,23 @@ def test_each_signal_can_lower_the_level_and_says_why(evidence: list[ViewEvidenc
     assert q["level"] == level, q
     assert any(needle in r for r in q["reasons"]), q["reasons"]
     assert q["score"] >= (2.0 if level == "unreliable" else 1.0)
+
+
+@pytest.mark.parametrize(("gap_in_review_limits", "level"), [(0.5, "good"), (1.5, "review"), (2.5, "unreliable")])
+def test_ef_far_from_simpsons_on_the_same_masks_is_flagged(gap_in_review_limits: float, level: str):
+    review = THRESHOLDS["simpson_ef_disagreement"].review
+    simpson = 58.0 - gap_in_review_limits * review
+    q = assess([_evidence("A4C"), _evidence("A2C")], 120.0, 50.0, 58.0, simpson)
+    assert q["agreement"]["simpson_ef_disagreement"] == pytest.approx(gap_in_review_limits * review)
+    assert q["level"] == level
+    assert any("Simpson" in r for r in q["reasons"]) == (level != "good")
+
+
+def test_without_simpson_or_ef_the_agreement_is_not_assessed():
+    assert assess([_evidence("A4C"), _evidence("A2C")], 120.0, 50.0, 58.0)["agreement"]["simpson_ef_disagreement"] \
+        is None
+    assert assess([_evidence("A4C"), _evidence("A2C")], 120.0, None, None, 55.0)["agreement"][
+        "simpson_ef_disagreement"] is None
 
 
 def test_unknown_foreshortening_and_3d_only_are_not_assessed():
