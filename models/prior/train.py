@@ -136,7 +136,7 @@ def warm_start(prior: ShapePrior, checkpoint: Path, config: PriorConfig) -> None
     logger.info("warm start from %s (sha256 %s…)", checkpoint.name, src.sha256[:12])
 
 
-def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_dir: Path | None = None,
+def train_prior(cfg: TrainConfig, *, device: torch.device | str, cache_dir: Path | None = None,
                 state_path: Path | None = None, resume: bool = False, source: ShapeSource | None = None,
                 progress: ProgressFactory | None = None) -> TrainResult:
     """Train a :class:`ShapePrior` as configured; returns it with its latent statistics set."""
