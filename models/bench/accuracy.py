@@ -41,6 +41,7 @@ from models.bench.metrics import (
 from models.bench.simpson import simpson_biplane_volume_ml, simpson_single_plane_volume_ml
 from models.geometry.frames import VIEW_NAMES, ImagePlane
 from models.geometry.mesh import Mesh, mesh_volume_ml
+from models.geometry.sector import sector_mask
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from models.study import Study, ViewSequence
 
@@ -140,8 +141,6 @@ class AccuracyOptions:
 
 
 def _fan(shape: tuple[int, int], spacing: tuple[float, float], half_angle: float) -> NDArray[np.bool_]:
-    from models.cohort.sector import sector_mask
-
     out: NDArray[np.bool_] = sector_mask(shape, spacing, half_angle).astype(bool)
     return out
 

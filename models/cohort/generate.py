@@ -18,12 +18,12 @@ from models.cohort.bmode import synthesize_bmode_clip
 from models.cohort.corruption import DEFAULT_SEVERITY, corrupt_masks
 from models.cohort.motion import CardiacCycle
 from models.cohort.sdf_samples import default_bounds, sample_sdf
-from models.cohort.sector import DEFAULT_HALF_ANGLE_DEG
 from models.cohort.simulator import NOMINAL, ProbePerturbation, sample_perturbation, simulate_sequence
 from models.cohort.splits import TEST_SPLIT_SEEDS, frozen_test_seeds, training_seeds
 from models.cohort.subject import Stream, Subject, generate_subject, stream_rng
 from models.cohort.version import GENERATOR_VERSION
 from models.geometry.frames import DEFAULT_IMAGE_SHAPE, DEFAULT_PIXEL_SPACING_MM, VIEW_NAMES, ImagePlane
+from models.geometry.sector import DEFAULT_HALF_ANGLE_DEG
 
 MIN_MASK_PIXELS = 150
 """A simulated view must show at least this many cavity pixels in every frame."""

@@ -25,6 +25,7 @@ from models import __version__
 from models.errors import ErrorCode, InputError
 from models.geometry.frames import ImagePlane, ProbePose
 from models.geometry.mesh import Mesh, mesh_volume_ml
+from models.geometry.sector import sector_mask
 from models.recon.anchor import fit_anchor
 from models.recon.config import GAUGES, ReconConfig
 from models.recon.control import ReconstructionCancelled, StageControl, StepsFn
@@ -329,8 +330,6 @@ def _observed_region(shape: tuple[int, ...], spacing: tuple[float, float],
     h, w = int(shape[0]), int(shape[1])
     if half_angle_deg is None:
         return np.ones((h, w), dtype=bool)
-    from models.cohort.sector import sector_mask
-
     fan: NDArray[np.bool_] = sector_mask((h, w), spacing, half_angle_deg, max_depth_mm=np.inf).astype(bool)
     return fan
 
