@@ -1,14 +1,13 @@
 """Case generation: subject → cycle → simulated views (clean + corrupted) → SDF samples.
 
 ``generate_case(seed, cfg)`` is a pure function of the seed and the config (every random
-stream is derived from the seed, see ``subject.Stream``); ``writer.write_case`` turns a
+stream is derived from the seed, see ``subject.Stream``); ``models.cohort.writer.write_case`` turns a
 :class:`Case` into files. Same seed and config → byte-identical arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,12 +171,4 @@ __all__ = [
     "generate_case",
     "generate_subject",
     "training_seeds",
-    "write_case",
 ]
-
-
-def write_case(case: Case, out_dir: str | Path) -> Path:
-    """Write ``case`` to ``out_dir`` (layout in ``models.cohort.writer``); returns the directory."""
-    from models.cohort.writer import write_case as _write
-
-    return _write(case, out_dir)
