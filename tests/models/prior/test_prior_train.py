@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from models.prior.checkpoint import load_prior, read_sidecar
 from models.prior.config import TrainConfig
-from models.prior.train import train_prior
+from models.prior.train import autodecoder_steps, set_up, train_prior
 
 FAST = TrainConfig.profile("smoke").replace(steps=50, eval_every=25, checkpoint_every=25, n_subjects=6,
                                             n_val_subjects=1)
@@ -137,3 +137,16 @@ def test_warm_start_copies_the_checkpoint_weights_and_refuses_another_architectu
     warm = train_prior(FAST.replace(init_from=str(ckpt), steps=0), device="cpu", cache_dir=tmp_path)
     for v, w in zip(warm.prior.parameters(), a.prior.parameters(), strict=True):
         assert torch.equal(v, w)
+
+
+def test_set_up_seeds_the_weights_and_adds_codes_for_two_stage() -> None:
+    cpu = torch.device("cpu")
+    joint = set_up(FAST, 7, cpu, None)
+    again = set_up(FAST, 7, cpu, None)
+    assert joint.codes is None and set(joint.optims) == {"main"} and joint.start == 0 and autodecoder_steps(FAST) == 0
+    for (name, a), b in zip(joint.prior.state_dict().items(), again.prior.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    two = set_up(FAST.replace(strategy="two_stage", autodecoder_steps=20), 7, cpu, None)
+    assert two.codes is not None and two.codes.shape == (7, FAST.prior.latent_dim)
+    assert set(two.optims) == {"main", "codes"}
+    assert autodecoder_steps(FAST.replace(strategy="two_stage", autodecoder_steps=20)) == 20
