@@ -144,7 +144,7 @@ def _train_smoke_prior(path: Path, cache_dir: Path) -> None:
     torch.set_num_threads(1)
     try:
         cfg = TrainConfig.profile("smoke")
-        result = train_prior(cfg, cache_dir=cache_dir)
+        result = train_prior(cfg, device="cpu", cache_dir=cache_dir)
     finally:
         torch.set_num_threads(before)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,8 +41,13 @@ from models.bench.metrics import (
 from models.bench.simpson import simpson_biplane_volume_ml, simpson_single_plane_volume_ml
 from models.geometry.frames import VIEW_NAMES, ImagePlane
 from models.geometry.mesh import Mesh, mesh_volume_ml
+from models.geometry.sector import sector_mask
 from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.recon.shape_model import ReconPrior
 from models.study import Study, ViewSequence
+
+if TYPE_CHECKING:
+    from models.prior.model import ShapePrior
 
 TARGETS = {
     "ed_mae_mm": ("<=", 1.0),
@@ -140,8 +145,6 @@ class AccuracyOptions:
 
 
 def _fan(shape: tuple[int, int], spacing: tuple[float, float], half_angle: float) -> NDArray[np.bool_]:
-    from models.cohort.sector import sector_mask
-
     out: NDArray[np.bool_] = sector_mask(shape, spacing, half_angle).astype(bool)
     return out
 
@@ -165,7 +168,7 @@ def _simpson(masks: dict[str, NDArray[np.uint8]], spacing: tuple[float, float]) 
     return {"edv_ml": edv, "esv_ml": esv, "ef_percent": 100.0 * (edv - esv) / edv, "method": method}
 
 
-def evaluate_case(truth: TruthCase, prior: Any, options: AccuracyOptions, device: torch.device,
+def evaluate_case(truth: TruthCase, prior: ShapePrior | ReconPrior, options: AccuracyOptions, device: torch.device,
                   config: ReconConfig | None = None) -> dict[str, Any]:
     """Reconstruct ``truth`` and score it (one row of the benchmark table). ``config`` overrides the
     reconstruction settings that ``options`` (profile, ablation, seed) would give."""
@@ -290,8 +293,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_accuracy(cases: Iterable[TruthCase], prior: Any, options: AccuracyOptions, device: torch.device,
-                 progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_accuracy(cases: Iterable[TruthCase], prior: ShapePrior | ReconPrior, options: AccuracyOptions,
+                 device: torch.device, progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Evaluate every case; returns ``{"options", "rows", "summary", "targets"}`` (JSON-ready)."""
     rows = []
     for i, truth in enumerate(cases):

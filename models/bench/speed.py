@@ -14,12 +14,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.recon.shape_model import ReconPrior
 from models.study import Study
+
+if TYPE_CHECKING:
+    from models.prior.model import ShapePrior
 
 STAGES = ("encode", "anchor", "motion", "mesh", "total")
 
@@ -30,8 +34,8 @@ def peak_rss_mb() -> float:
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
 
 
-def run_speed(study: Study, prior: Any, device: torch.device, profiles: Sequence[str] = ("default", "paper"),
-              include_3d: bool = True, seed: int = 0,
+def run_speed(study: Study, prior: ShapePrior | ReconPrior, device: torch.device,
+              profiles: Sequence[str] = ("default", "paper"), include_3d: bool = True, seed: int = 0,
               progress: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Reconstruct ``study`` with every profile (3D then 4D each); returns ``{"runs", "ratios", ...}``."""
     runs: list[dict[str, Any]] = []

@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from models.cohort.sector import DEFAULT_HALF_ANGLE_DEG, sector_mask, sector_polar
 from models.geometry.frames import DEFAULT_PIXEL_SPACING_MM
+from models.geometry.sector import DEFAULT_HALF_ANGLE_DEG, sector_mask, sector_polar
 
 FloatArray = NDArray[np.float64]
 

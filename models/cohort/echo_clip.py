@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from models.cohort.echo_physics import render_bmode, sample_acquisition
 from models.cohort.echo_scene import echogenicity_map
-from models.cohort.sector import sector_mask
+from models.geometry.sector import sector_mask
 
 
 def physics_bmode_clip(masks: NDArray[np.uint8], view: str, spacing_mm: tuple[float, float],

@@ -1,6 +1,6 @@
 """A physics-grounded B-mode renderer: echogenicity map → scan-converted grey image.
 
-For one frame, with the probe at image row 0, centre column (as ``models.cohort.sector``):
+For one frame, with the probe at image row 0, centre column (as ``models.geometry.sector``):
 
 1. the echogenicity map (H, W) is resampled onto the **polar (beam) grid** (range samples
    ``dr_mm`` apart × ``n_beams`` lines across the sector);

@@ -1,14 +1,13 @@
 """Case generation: subject → cycle → simulated views (clean + corrupted) → SDF samples.
 
 ``generate_case(seed, cfg)`` is a pure function of the seed and the config (every random
-stream is derived from the seed, see ``subject.Stream``); ``writer.write_case`` turns a
+stream is derived from the seed, see ``subject.Stream``); ``models.cohort.writer.write_case`` turns a
 :class:`Case` into files. Same seed and config → byte-identical arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,12 +17,12 @@ from models.cohort.bmode import synthesize_bmode_clip
 from models.cohort.corruption import DEFAULT_SEVERITY, corrupt_masks
 from models.cohort.motion import CardiacCycle
 from models.cohort.sdf_samples import default_bounds, sample_sdf
-from models.cohort.sector import DEFAULT_HALF_ANGLE_DEG
 from models.cohort.simulator import NOMINAL, ProbePerturbation, sample_perturbation, simulate_sequence
 from models.cohort.splits import TEST_SPLIT_SEEDS, frozen_test_seeds, training_seeds
 from models.cohort.subject import Stream, Subject, generate_subject, stream_rng
 from models.cohort.version import GENERATOR_VERSION
 from models.geometry.frames import DEFAULT_IMAGE_SHAPE, DEFAULT_PIXEL_SPACING_MM, VIEW_NAMES, ImagePlane
+from models.geometry.sector import DEFAULT_HALF_ANGLE_DEG
 
 MIN_MASK_PIXELS = 150
 """A simulated view must show at least this many cavity pixels in every frame."""
@@ -172,12 +171,4 @@ __all__ = [
     "generate_case",
     "generate_subject",
     "training_seeds",
-    "write_case",
 ]
-
-
-def write_case(case: Case, out_dir: str | Path) -> Path:
-    """Write ``case`` to ``out_dir`` (layout in ``models.cohort.writer``); returns the directory."""
-    from models.cohort.writer import write_case as _write
-
-    return _write(case, out_dir)

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.cohort.sector import DEFAULT_HALF_ANGLE_DEG, sector_mask
 from models.geometry.frames import (
     DEFAULT_APEX_DEPTH_MM,
     DEFAULT_IMAGE_SHAPE,
@@ -41,6 +40,7 @@ from models.geometry.frames import (
     rotation_z,
 )
 from models.geometry.mesh import Mesh
+from models.geometry.sector import DEFAULT_HALF_ANGLE_DEG, sector_mask
 from models.geometry.slicing import slice_mask
 
 FloatArray = NDArray[np.float64]

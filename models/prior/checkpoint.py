@@ -54,7 +54,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return checkpoint_files.read_sidecar(path, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
 
 
-def load_prior(path: str | Path, device: torch.device | str = "cpu") -> ShapePrior:
+def load_prior(path: str | Path, device: torch.device | str) -> ShapePrior:
     """Load a checkpoint after verifying its sha256 and config against the sidecar; model in eval mode."""
     pt = Path(path)
     doc, digest, payload = read_checkpoint(pt, CHECKPOINT_FORMAT, "shape prior", "checkpoint")
@@ -79,6 +79,6 @@ def _cached_default(device: str) -> ShapePrior:
     return prior
 
 
-def load_default_prior(device: torch.device | str = "cpu") -> ShapePrior:
+def load_default_prior(device: torch.device | str) -> ShapePrior:
     """The shipped prior, loaded and verified once per process and device (shared, frozen, eval mode)."""
     return _cached_default(str(torch.device(device)))

@@ -134,8 +134,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def evaluate_prior(prior: ShapePrior, seeds: Sequence[int],
-                   views_subsets: Sequence[Sequence[str]] = ALL_SUBSETS, device: torch.device | str = "cpu",
-                   *, source: ShapeSource | None = None, phases: Sequence[str] = ("ed", "es"),
+                   views_subsets: Sequence[Sequence[str]] = ALL_SUBSETS, *, device: torch.device | str,
+                   source: ShapeSource | None = None, phases: Sequence[str] = ("ed", "es"),
                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate on subjects ``seeds`` of ``source`` (default: the cohort) → ``{"summary", "per_case", ...}``."""
     src = source or make_source("cohort")

@@ -73,6 +73,13 @@ class ShapePrior(nn.Module):
             z = self.encode(grid[None].to(device), present[None].to(device))
         return z[0]
 
+    def encode_cine(self, view_masks: Mapping[str, NDArray[np.generic]],
+                    spacing: Mapping[str, tuple[float, float]]) -> Tensor:
+        """A cine's masks ``{view: (T, H, W)}`` with spacing ``{view: (row_mm, col_mm)}`` → z (T, L) on
+        :attr:`device` (no gradient)."""
+        grid, present = masks_to_grid(view_masks, spacing, self.config)
+        return self.encode_grid_frames(grid, present)
+
     def encode_grid_frames(self, grid: Tensor, present: Tensor) -> Tensor:
         """Cine on the grid (T, V, H, W), present (V,) → z (T, L) (no gradient)."""
         with torch.no_grad():

@@ -35,7 +35,7 @@ def config_key(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_and_save(cfg: TrainConfig, out: Path, *, n_eval_subjects: int, device: torch.device | str = "cpu",
+def train_and_save(cfg: TrainConfig, out: Path, *, n_eval_subjects: int, device: torch.device | str,
                    cache_dir: Path | None = None, resume: bool = False, progress: ProgressFactory | None = None,
                    eval_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train as configured, evaluate encoder-only on the first ``n_eval_subjects`` test subjects
@@ -61,7 +61,8 @@ def train_and_save(cfg: TrainConfig, out: Path, *, n_eval_subjects: int, device:
         prior.eval()
     if n_eval_subjects > 0:
         seeds = source.test_seeds()[:n_eval_subjects]
-        metrics["test"] = evaluate_prior(prior, seeds, ALL_SUBSETS, device, source=source, progress=eval_progress)
+        metrics["test"] = evaluate_prior(prior, seeds, ALL_SUBSETS, device=device, source=source,
+                                          progress=eval_progress)
     save_prior(prior, out, train_config=cfg, metrics=metrics, curves=result.curves, cohort_version=source.version)
     logger.info("wrote %s", out)
     return metrics

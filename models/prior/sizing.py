@@ -19,8 +19,8 @@ from torch import nn
 
 from models.prior.config import PriorConfig
 from models.prior.decoder import SDFDecoder
+from models.prior.losses import sdf_loss
 from models.prior.pool import Pool
-from models.prior.train import sdf_loss
 
 NEAR_MM = 5.0
 

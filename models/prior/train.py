@@ -15,6 +15,10 @@ Deterministic: weights from ``torch.manual_seed(seed)``, batch ``i`` from
 ``init_from`` warm-starts the weights from a verified checkpoint of the same architecture
 (e.g. retraining the shipped prior on a new cohort version).
 The resumable state (model, optimiser, curves, step) goes to ``state_path``, outside git.
+
+:func:`train_prior` runs the stages: :func:`build_pools` (:class:`TrainPools`), :func:`set_up`
+(:class:`TrainSetup`: seeded model, codes, optimisers, maybe resumed), :func:`run_steps` (each step
+:func:`train_step`), then :func:`finish` (latent statistics).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from torch import Tensor, nn
 from models.prior.batches import draw_batch, pool_masks
 from models.prior.config import PriorConfig, TrainConfig
 from models.prior.data import ShapeSource, make_source
+from models.prior.losses import eikonal_loss, sdf_loss
 from models.prior.model import ShapePrior
 from models.prior.pool import Pool, cached_pool
 
@@ -51,25 +56,6 @@ class TrainResult:
     steps_done: int
     seconds: float
     pools: dict[str, Pool] = field(default_factory=dict)
-
-
-def sdf_loss(pred: Tensor, target: Tensor, clamp_mm: float) -> Tensor:
-    """Mean L1 between SDFs clamped to ±clamp_mm, in mm."""
-    return (pred.clamp(-clamp_mm, clamp_mm) - target.clamp(-clamp_mm, clamp_mm)).abs().mean()
-
-
-def eikonal_loss(prior: ShapePrior, z: Tensor, n_points: int, generator: torch.Generator) -> Tensor:
-    """Mean (‖∇ₓf‖ − 1)² at uniform points of the SDF box (needs a double backward)."""
-    from models.prior.data import SDF_BOUNDS_MM
-
-    lo = torch.tensor(SDF_BOUNDS_MM[0], device=z.device)
-    hi = torch.tensor(SDF_BOUNDS_MM[1], device=z.device)
-    u = torch.rand(z.shape[0], n_points, 3, generator=generator).to(z.device)
-    x = (lo + u * (hi - lo)).requires_grad_(True)
-    f = prior.sdf(z, x)
-    (grad,) = torch.autograd.grad(f.sum(), x, create_graph=True)
-    out: Tensor = ((grad.norm(dim=-1) - 1.0) ** 2).mean()
-    return out
 
 
 def lr_factor(step: int, cfg: TrainConfig, stage_start: int, stage_steps: int) -> float:
@@ -136,45 +122,74 @@ def warm_start(prior: ShapePrior, checkpoint: Path, config: PriorConfig) -> None
     logger.info("warm start from %s (sha256 %s…)", checkpoint.name, src.sha256[:12])
 
 
-def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_dir: Path | None = None,
-                state_path: Path | None = None, resume: bool = False, source: ShapeSource | None = None,
-                progress: ProgressFactory | None = None) -> TrainResult:
-    """Train a :class:`ShapePrior` as configured; returns it with its latent statistics set."""
-    dev = torch.device(device)
-    src = source or make_source(cfg.data_source)
+def autodecoder_steps(cfg: TrainConfig) -> int:
+    """Steps of the auto-decoder stage (``two_stage`` only; 0 for ``joint``)."""
+    return cfg.autodecoder_steps if cfg.strategy == "two_stage" else 0
+
+
+@dataclass(frozen=True)
+class TrainPools:
+    """The precomputed training shapes and the validation shapes (None without validation subjects)."""
+
+    train: Pool
+    val: Pool | None
+
+    def as_dict(self) -> dict[str, Pool]:
+        return {"train": self.train} | ({"val": self.val} if self.val is not None else {})
+
+
+def build_pools(cfg: TrainConfig, src: ShapeSource, cache_dir: Path | None,
+                progress: ProgressFactory | None) -> TrainPools:
+    """The pools of the first ``n_subjects`` training subjects of ``src`` and the ``n_val_subjects`` after them
+    (cached in ``cache_dir``)."""
     seeds = src.training_seeds(cfg.n_subjects + cfg.n_val_subjects)
     train_seeds, val_seeds = seeds[: cfg.n_subjects], seeds[cfg.n_subjects:]
-
-    def pool_progress(name: str) -> Callable[[int, int], None] | None:
-        if progress is None:
-            return None
-        bar = None
-
-        def tick(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = progress(total, 0, f"pool {name}")
-            bar.update(1)
-            if done == total:
-                bar.close()
-
-        return tick
-
     t0 = time.perf_counter()
-    train_pool = cached_pool(src, cfg, train_seeds, cache_dir, pool_progress("train"))
-    val_pool = cached_pool(src, cfg, val_seeds, cache_dir, pool_progress("val")) if val_seeds else None
+    train_pool = cached_pool(src, cfg, train_seeds, cache_dir, _pool_progress(progress, "train"))
+    val_pool = cached_pool(src, cfg, val_seeds, cache_dir, _pool_progress(progress, "val")) if val_seeds else None
     logger.info("pools ready: %d training shapes, %s validation shapes in %.1f s", train_pool.n_shapes,
                 val_pool.n_shapes if val_pool else 0, time.perf_counter() - t0)
+    return TrainPools(train_pool, val_pool)
 
+
+def _pool_progress(progress: ProgressFactory | None, name: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    bar = None
+
+    def tick(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = progress(total, 0, f"pool {name}")
+        bar.update(1)
+        if done == total:
+            bar.close()
+
+    return tick
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """The model, the auto-decoder's codes (``two_stage``; else None), the optimisers, the curves so far and
+    the first step to run (> 0 after a resume). Training updates them in place."""
+
+    prior: ShapePrior
+    codes: nn.Parameter | None
+    optims: dict[str, torch.optim.Optimizer]
+    curves: dict[str, list[float]]
+    start: int
+
+
+def set_up(cfg: TrainConfig, n_shapes: int, dev: torch.device, resume_from: Path | None) -> TrainSetup:
+    """Weights from ``torch.manual_seed(cfg.seed)`` (or ``init_from``), one code per training shape
+    (``two_stage``), the optimisers; then the state at ``resume_from``, if given."""
     torch.manual_seed(cfg.seed)
     prior = ShapePrior(cfg.prior).to(dev)
     if cfg.init_from:
         warm_start(prior, Path(cfg.init_from), cfg.prior)
-    two_stage = cfg.strategy == "two_stage"
-    ad_steps = cfg.autodecoder_steps if two_stage else 0
     codes = None
-    if two_stage:
-        codes = nn.Parameter(torch.randn(train_pool.n_shapes, cfg.prior.latent_dim, device=dev) * 0.01)
+    if cfg.strategy == "two_stage":
+        codes = nn.Parameter(torch.randn(n_shapes, cfg.prior.latent_dim, device=dev) * 0.01)
     optims: dict[str, torch.optim.Optimizer] = {
         "main": torch.optim.Adam([
             {"params": prior.decoder.parameters(), "lr": cfg.lr_decoder, "base_lr": cfg.lr_decoder},
@@ -186,55 +201,79 @@ def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_d
     curves: dict[str, list[float]] = {"step": [], "train_loss": [], "val_step": [], "val_l1_3views_mm": [],
                                       "val_l1_a4c_mm": [], "step_ms": []}
     start = 0
-    if resume and state_path is not None and state_path.is_file():
-        state = torch.load(state_path, map_location=dev, weights_only=True)
-        if state["train_config"] != cfg.to_dict():
-            raise ValueError(f"resume state {state_path.name} was made with a different training config")
-        prior.load_state_dict(state["model"])
-        for k, o in optims.items():
-            o.load_state_dict(state["optims"][k])
-        if codes is not None and state["codes"] is not None:
-            codes.data.copy_(state["codes"])
-        curves = {k: list(v) for k, v in state["curves"].items()}
-        start = int(state["step"])
-        logger.info("resumed training at step %d", start)
+    if resume_from is not None:
+        start, curves = _resume(resume_from, cfg, prior, optims, codes, dev)
+    return TrainSetup(prior, codes, optims, curves, start)
 
-    bar = progress(cfg.steps, start, "train prior") if progress is not None else None
+
+def _resume(path: Path, cfg: TrainConfig, prior: ShapePrior, optims: dict[str, torch.optim.Optimizer],
+            codes: nn.Parameter | None, dev: torch.device) -> tuple[int, dict[str, list[float]]]:
+    """Load the state at ``path`` into the model, optimisers and codes; returns (step, curves)."""
+    state = torch.load(path, map_location=dev, weights_only=True)
+    if state["train_config"] != cfg.to_dict():
+        raise ValueError(f"resume state {path.name} was made with a different training config")
+    prior.load_state_dict(state["model"])
+    for k, o in optims.items():
+        o.load_state_dict(state["optims"][k])
+    if codes is not None and state["codes"] is not None:
+        codes.data.copy_(state["codes"])
+    curves = {k: list(v) for k, v in state["curves"].items()}
+    start = int(state["step"])
+    logger.info("resumed training at step %d", start)
+    return start, curves
+
+
+def train_step(cfg: TrainConfig, setup: TrainSetup, pool: Pool, step: int, gen: torch.Generator,
+               dev: torch.device) -> Tensor:
+    """Step ``step``: learning rates, batch ``numpy.random.default_rng([seed, step])``, loss, one optimiser
+    step. Returns the loss (detached)."""
+    prior, codes = setup.prior, setup.codes
+    two_stage = cfg.strategy == "two_stage"
+    ad_steps = autodecoder_steps(cfg)
+    rng = np.random.default_rng([cfg.seed, step])
+    stage_one = step < ad_steps
+    stage_start, stage_steps = (0, ad_steps) if stage_one else (ad_steps, cfg.steps - ad_steps)
+    if two_stage:  # stage 2 trains the encoder against the frozen auto-decoder (also after a resume)
+        prior.decoder.requires_grad_(stage_one)
+    factor = lr_factor(step, cfg, stage_start, stage_steps)
+    for o in setup.optims.values():
+        for g in o.param_groups:
+            g["lr"] = g["base_lr"] * factor
+    batch = draw_batch(pool, rng, cfg.batch_shapes, cfg.points_per_step, cfg.view_dropout, dev)
+    if stage_one:
+        assert codes is not None
+        z = codes[batch.index]
+    else:
+        z = prior.encode(batch.masks, batch.present)
+    loss = sdf_loss(prior.sdf(z, batch.points), batch.sdf, cfg.prior.clamp_mm)
+    loss = loss + cfg.latent_l2 * (z**2).sum(dim=1).mean()
+    if two_stage and not stage_one:
+        assert codes is not None
+        target = codes[batch.index].detach()  # matched in units of the codes' total variance
+        loss = loss + ((z - target) ** 2).sum(dim=1).mean() / codes.detach().var(dim=0).sum().clamp_min(1e-6)
+    if cfg.eikonal > 0:
+        loss = loss + cfg.eikonal * eikonal_loss(prior, z, 64, gen)
+    for o in setup.optims.values():
+        o.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    for o in setup.optims.values():
+        o.step()
+    return loss.detach()
+
+
+def run_steps(cfg: TrainConfig, setup: TrainSetup, pools: TrainPools, dev: torch.device, state_path: Path | None,
+              progress: ProgressFactory | None) -> float:
+    """Steps ``setup.start`` … ``cfg.steps − 1``: curves every :data:`LOG_EVERY` steps, validation every
+    ``eval_every``, the resumable state every ``checkpoint_every``. Returns the seconds spent."""
+    bar = progress(cfg.steps, setup.start, "train prior") if progress is not None else None
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    prior, curves, val_pool = setup.prior, setup.curves, pools.val
     running, n_running, t_interval = 0.0, 0, time.perf_counter()
     prior.train()
     t_train = time.perf_counter()
-    for step in range(start, cfg.steps):
-        rng = np.random.default_rng([cfg.seed, step])
-        stage_one = step < ad_steps
-        stage_start, stage_steps = (0, ad_steps) if stage_one else (ad_steps, cfg.steps - ad_steps)
-        if two_stage:  # stage 2 trains the encoder against the frozen auto-decoder (also after a resume)
-            prior.decoder.requires_grad_(stage_one)
-        factor = lr_factor(step, cfg, stage_start, stage_steps)
-        for o in optims.values():
-            for g in o.param_groups:
-                g["lr"] = g["base_lr"] * factor
-        batch = draw_batch(train_pool, rng, cfg.batch_shapes, cfg.points_per_step,
-                           cfg.view_dropout, dev)
-        if stage_one:
-            assert codes is not None
-            z = codes[batch.index]
-        else:
-            z = prior.encode(batch.masks, batch.present)
-        loss = sdf_loss(prior.sdf(z, batch.points), batch.sdf, cfg.prior.clamp_mm)
-        loss = loss + cfg.latent_l2 * (z**2).sum(dim=1).mean()
-        if two_stage and not stage_one:
-            assert codes is not None
-            target = codes[batch.index].detach()  # matched in units of the codes' total variance
-            loss = loss + ((z - target) ** 2).sum(dim=1).mean() / codes.detach().var(dim=0).sum().clamp_min(1e-6)
-        if cfg.eikonal > 0:
-            loss = loss + cfg.eikonal * eikonal_loss(prior, z, 64, gen)
-        for o in optims.values():
-            o.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        for o in optims.values():
-            o.step()
-        running += float(loss.detach())
+    for step in range(setup.start, cfg.steps):
+        loss = train_step(cfg, setup, pools.train, step, gen, dev)
+        running += float(loss)
         n_running += 1
         done = step + 1
         if done % LOG_EVERY == 0 or done == cfg.steps:
@@ -242,12 +281,13 @@ def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_d
             curves["train_loss"].append(running / n_running)
             curves["step_ms"].append(1000.0 * (time.perf_counter() - t_interval) / n_running)
             running, n_running, t_interval = 0.0, 0, time.perf_counter()
+        stage_one = step < autodecoder_steps(cfg)
         if val_pool is not None and not stage_one and (done % cfg.eval_every == 0 or done == cfg.steps):
             curves["val_step"].append(done)
             curves["val_l1_3views_mm"].append(validation_l1(prior, val_pool, cfg, (True, True, True), dev))
             curves["val_l1_a4c_mm"].append(validation_l1(prior, val_pool, cfg, (True, False, False), dev))
         if state_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            _save_state(state_path, done, prior, optims, codes, curves, cfg)
+            _save_state(state_path, done, prior, setup.optims, setup.codes, curves, cfg)
         if bar is not None:
             bar.update(1)
             if done % LOG_EVERY == 0 and curves["train_loss"]:
@@ -255,14 +295,30 @@ def train_prior(cfg: TrainConfig, *, device: torch.device | str = "cpu", cache_d
                 if curves["val_l1_3views_mm"]:
                     post["val"] = f"{curves['val_l1_3views_mm'][-1]:.3f}"
                 bar.set_postfix(**post)
-        if not math.isfinite(float(loss.detach())):
+        if not math.isfinite(float(loss)):
             raise FloatingPointError(f"training diverged at step {done}")
     if bar is not None:
         bar.close()
+    return time.perf_counter() - t_train
+
+
+def finish(prior: ShapePrior, pool: Pool, dev: torch.device) -> None:
+    """Every layer trainable again, the latent statistics of the training shapes set, eval mode."""
     prior.decoder.requires_grad_(True)
-    mean, std = latent_statistics(prior, train_pool, dev)
+    mean, std = latent_statistics(prior, pool, dev)
     prior.latent_mean.copy_(mean)
     prior.latent_std.copy_(std)
     prior.eval()
-    pools = {"train": train_pool} | ({"val": val_pool} if val_pool is not None else {})
-    return TrainResult(prior, curves, cfg.steps, time.perf_counter() - t_train, pools)
+
+
+def train_prior(cfg: TrainConfig, *, device: torch.device | str, cache_dir: Path | None = None,
+                state_path: Path | None = None, resume: bool = False, source: ShapeSource | None = None,
+                progress: ProgressFactory | None = None) -> TrainResult:
+    """Train a :class:`ShapePrior` as configured; returns it with its latent statistics set."""
+    dev = torch.device(device)
+    pools = build_pools(cfg, source or make_source(cfg.data_source), cache_dir, progress)
+    resume_from = state_path if resume and state_path is not None and state_path.is_file() else None
+    setup = set_up(cfg, pools.train.n_shapes, dev, resume_from)
+    seconds = run_steps(cfg, setup, pools, dev, state_path, progress)
+    finish(setup.prior, pools.train, dev)
+    return TrainResult(setup.prior, setup.curves, cfg.steps, seconds, pools.as_dict())

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -32,6 +32,12 @@ from models.quality import reconstruction_evidence, result_volumes
 from models.quality.gate import LEVELS, ViewEvidence, assess
 from models.segment.protocol import Segmenter
 from models.study import Study, ViewSequence
+
+if TYPE_CHECKING:  # types only: torch comes with the reconstruction, imported when a case runs
+    import torch
+
+    from models.prior.model import ShapePrior
+    from models.recon.shape_model import ReconPrior
 
 BENCH_VIEWS: Final[tuple[str, ...]] = ("A4C", "A2C")
 GOOD_ERROR: Final = 2.0
@@ -74,8 +80,8 @@ def bmode_study(truth: Any, seed: int, segmenter: Segmenter, simulator: str = "b
     return study
 
 
-def evaluate(kind: str, seed: int, prior: Any, device: Any, segmenter: Segmenter | None, profile: str = "default",
-             n_frames: int = 20) -> dict[str, Any]:
+def evaluate(kind: str, seed: int, prior: ShapePrior | ReconPrior, device: torch.device, segmenter: Segmenter | None,
+             profile: str = "default", n_frames: int = 20) -> dict[str, Any]:
     """One case of set ``kind`` (see :data:`SETS`): reconstruct, score EF against the truth, assess quality."""
     from models.bench.accuracy import cohort_truth
     from models.export.simpson_values import simpson_biplane
@@ -154,7 +160,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_quality_bench(sets: Sequence[str], seeds: dict[str, list[int]], prior: Any, device: Any,
+def run_quality_bench(sets: Sequence[str], seeds: dict[str, list[int]], prior: ShapePrior | ReconPrior,
+                      device: torch.device,
                       segmenter: Segmenter | None, profile: str = "default", n_frames: int = 20,
                       progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every case of every set in ``sets`` (seeds per set; the sets interleaved, so a partial run covers

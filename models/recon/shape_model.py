@@ -2,20 +2,24 @@
 
 :class:`ReconPrior` holds a conditional SDF decoder ``f(z (B, L), x (B, N, 3) mm) -> (B, N) mm``
 (negative inside), the latent statistics used by the plausibility term, and a per-frame
-encoder. :meth:`ReconPrior.from_shape_prior` adapts :class:`models.prior.model.ShapePrior`;
+encoder. :meth:`ReconPrior.from_shape_prior` adapts :class:`models.prior.model.ShapePrior` (typed on
+it, imported for type checking only: the prior's grid and network code stay behind its methods);
 tests build one directly around an analytic decoder (`tests/models/recon/recon_analytic.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # the adapter only reads a ShapePrior; recon does not load the prior's network code
+    from models.prior.model import ShapePrior
 
 FrameEncoder = Callable[[Mapping[str, NDArray[np.uint8]], Mapping[str, tuple[float, float]], torch.device], Tensor]
 """``encode(view_masks {view: (T, H, W)}, spacing {view: (row, col) mm}, device) -> z (T, L)``."""
@@ -49,45 +53,21 @@ class ReconPrior:
                           self.encode_frames, dict(self.info))
 
     @classmethod
-    def from_shape_prior(cls, prior: Any) -> ReconPrior:
-        """Adapt a :class:`models.prior.model.ShapePrior` (``decoder``, ``encode_study_frame``,
-        latent mean/std buffers)."""
-        mean = _first_attr(prior, ("latent_mean", "z_mean", "latent_mu"))
-        std = _first_attr(prior, ("latent_std", "z_std", "latent_sigma"))
-        if mean is None or std is None:
-            dim = int(prior.latent_dim)
-            mean = torch.zeros(dim) if mean is None else mean
-            std = torch.ones(dim) if std is None else std
+    def from_shape_prior(cls, prior: ShapePrior) -> ReconPrior:
+        """Adapt a :class:`models.prior.model.ShapePrior`: its decoder, its latent mean/std buffers,
+        its cine encoder (:meth:`~models.prior.model.ShapePrior.encode_cine`) and its provenance."""
+
         def encode(view_masks: Mapping[str, NDArray[np.uint8]], spacing: Mapping[str, tuple[float, float]],
                    device: torch.device) -> Tensor:
-            if hasattr(prior, "encode_grid_frames"):
-                from models.prior.grid import masks_to_grid
+            return prior.encode_cine(view_masks, spacing).to(device)
 
-                grid, present = masks_to_grid(dict(view_masks), dict(spacing), prior.config)
-                zb: Tensor = prior.encode_grid_frames(grid, present)
-                return zb.to(device)
-            n = int(next(iter(view_masks.values())).shape[0])
-            zs = [prior.encode_study_frame({v: m[t] for v, m in view_masks.items()}, dict(spacing), device)
-                  for t in range(n)]
-            return torch.stack([z.reshape(-1) for z in zs])
+        info: dict[str, Any] = {"name": prior.name, "sha256": prior.sha256, "version": prior.version,
+                                "checkpoint": prior.checkpoint}
+        info["config"] = {k: v for k, v in asdict(prior.config).items() if isinstance(v, str | int | float | bool)}
+        return cls(prior.decoder, prior.latent_mean.detach().float().reshape(-1),
+                   prior.latent_std.detach().float().reshape(-1), encode, info)
 
-        info: dict[str, Any] = {}
-        for key in ("name", "sha256", "version", "checkpoint"):
-            value = getattr(prior, key, None)
-            if isinstance(value, str | int | float):
-                info[key] = value
-        config = getattr(prior, "config", None)
-        if config is not None and hasattr(config, "__dataclass_fields__"):
-            from dataclasses import asdict
-
-            info["config"] = {k: v for k, v in asdict(config).items() if isinstance(v, str | int | float | bool)}
-        return cls(prior.decoder, mean.detach().float().reshape(-1), std.detach().float().reshape(-1), encode,
-                   info)
-
-
-def _first_attr(obj: Any, names: tuple[str, ...]) -> Tensor | None:
-    for n in names:
-        value = getattr(obj, n, None)
-        if isinstance(value, Tensor):
-            return value
-    return None
+    @classmethod
+    def adapt(cls, prior: ShapePrior | ReconPrior) -> ReconPrior:
+        """``prior`` as a :class:`ReconPrior` (a :class:`ReconPrior` is returned as it is)."""
+        return prior if isinstance(prior, ReconPrior) else cls.from_shape_prior(prior)

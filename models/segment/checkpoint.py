@@ -49,7 +49,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return checkpoint_files.read_sidecar(path, CHECKPOINT_FORMAT, "segmenter", "segmenter")
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict[str, Any]]:
+def load_checkpoint(path: str | Path, device: torch.device | str) -> tuple[UNet, dict[str, Any]]:
     """(model in eval mode, sidecar) after verifying the sha256 and config against the sidecar."""
     pt = Path(path)
     doc, digest, payload = read_checkpoint(pt, CHECKPOINT_FORMAT, "segmenter", "segmenter")

@@ -103,7 +103,7 @@ def render_pair(mask: NDArray[np.uint8], view: str, spacing_mm: tuple[float, flo
     if cfg.simulator == "physics" and not rng.uniform() < cfg.classic_fraction:
         from models.cohort.echo_physics import burn_in, render_bmode, sample_acquisition
         from models.cohort.echo_scene import echogenicity_map
-        from models.cohort.sector import sector_mask
+        from models.geometry.sector import sector_mask
 
         acq = sample_acquisition(rng)
         echo = echogenicity_map(mask, spacing_mm, rng, view, with_chambers=bool(rng.uniform() < 0.9))

@@ -1,6 +1,6 @@
 """A segmenter handle that loads its model (and torch) only when a B-mode input needs it.
 
-The worker and the CLI pass ``LazySegmenter(settings_path)`` to ``load_any``: studies made of
+The worker and the CLI pass ``LazySegmenter(settings_path, device)`` to ``load_any``: studies made of
 masks never import torch or read the checkpoint; the first B-mode input loads and verifies it
 (``models.segment.runtime.load_segmenter``), later calls reuse it.
 """
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 class LazySegmenter:
     """:class:`~models.segment.protocol.Segmenter` that loads ``path`` (``None`` = shipped) on first use."""
 
-    def __init__(self, path: str | Path | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path | None, device: str) -> None:
         self.path = Path(path) if path is not None else None
         self.device = device
         self.name = "echo4d-segmenter (not loaded)" if path is None else f"{Path(path).name} (not loaded)"

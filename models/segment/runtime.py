@@ -104,7 +104,7 @@ class _TorchSegmenter:
 class NetworkSegmenter(_TorchSegmenter):
     """The shipped U-Net (``models/checkpoints/segmenter.pt``) as a :class:`Segmenter`."""
 
-    def __init__(self, model: UNet, name: str, device: torch.device | str = "cpu", temporal: bool = True) -> None:
+    def __init__(self, model: UNet, name: str, device: torch.device | str, temporal: bool = True) -> None:
         super().__init__(model.to(device).eval(), name, device, model.config.size,
                          input_norm="percentile" if model.config.normalise else "unit", temporal=temporal)
 
@@ -185,7 +185,7 @@ def _external(p: Path, meta: dict[str, Any], device: torch.device | str) -> Segm
                                 int(meta.get("lv_label", 1)), norm, bool(meta.get("temporal_smoothing", True)))
 
 
-def load_segmenter(path: str | Path | None = None, device: torch.device | str = "cpu") -> Segmenter:
+def load_segmenter(path: str | Path | None, device: torch.device | str) -> Segmenter:
     """The segmenter at ``path`` (an echo4d checkpoint with its sidecar, a TorchScript / .pt2 file or
     an ONNX model); ``None`` → the shipped checkpoint. Raises :class:`ModelError` (CHECKPOINT_INVALID)
     when unusable."""

@@ -156,13 +156,13 @@ def initial_model(cfg: TrainConfig) -> UNet:
         return UNet(cfg.network)
     from models.segment.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(cfg.init)
+    model, _ = load_checkpoint(cfg.init, "cpu")  # moved to the run's device by train_segmenter
     if model.config != cfg.network:
         raise ValueError(f"{cfg.init}: architecture {model.config} differs from the run's {cfg.network}")
     return model.train()
 
 
-def train_segmenter(cfg: TrainConfig, device: torch.device | str = "cpu",
+def train_segmenter(cfg: TrainConfig, device: torch.device | str,
                     progress: Callable[[int, dict[str, float]], None] | None = None,
                     data: tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]] | None
                     = None) -> TrainResult:

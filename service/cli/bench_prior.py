@@ -54,8 +54,8 @@ def bench_prior(
             prior = load_prior(path, "cpu")
             source = make_source(read_sidecar(path)["train_config"].get("data_source", "cohort"))
             bar = tqdm(total=n, desc=path.stem, file=sys.stderr)
-            results[path.stem] = evaluate_prior(prior, source.test_seeds()[:n], ALL_SUBSETS, "cpu", source=source,
-                                                progress=lambda i, t, b=bar: b.update(1))  # type: ignore[misc]
+            results[path.stem] = evaluate_prior(prior, source.test_seeds()[:n], ALL_SUBSETS, device="cpu",
+                                                source=source, progress=lambda i, t, b=bar: b.update(1))  # type: ignore[misc]
             bar.close()
         typer.echo(_table({k: v["summary"] for k, v in results.items()}, ("",)))
         typer.echo()

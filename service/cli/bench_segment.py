@@ -54,7 +54,7 @@ def bench_segment(
         clips = real_clips(real_echo)
         out: dict[str, Any] = {"n_subjects": n, "dice": {}, "real": {}}
         for path in paths:
-            seg = load_segmenter(path)
+            seg = load_segmenter(path, "cpu")
             out["dice"][seg.name] = {sim: dice_by_group(seg, s) for sim, s in splits.items()}
             for name, clip, manifest in clips:
                 if not clip.is_file():

@@ -51,7 +51,7 @@ def train_smoke_prior(dest: Path) -> Path:
 
     torch.set_num_threads(1)
     cfg = TrainConfig.profile("smoke")
-    result = train_prior(cfg, cache_dir=dest.parent / "prior-cache")
+    result = train_prior(cfg, device="cpu", cache_dir=dest.parent / "prior-cache")
     return save_prior(result.prior, dest, train_config=cfg, metrics={}, curves=result.curves,
                       cohort_version=GENERATOR_VERSION)
 

@@ -7,10 +7,10 @@ import pytest
 
 from models.cohort.bmode import synthesize_bmode
 from models.cohort.corruption import CorruptionConfig, corrupt_masks, dice
-from models.cohort.sector import sector_mask
 from models.cohort.simulator import sample_perturbation, simulate_sequence
 from models.cohort.subject import generate_subject
 from models.geometry.frames import VIEW_NAMES
+from models.geometry.sector import sector_mask
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 from models.cohort.echo_physics import Acquisition, burn_in, render_bmode, sample_acquisition
 from models.cohort.echo_scene import echogenicity_map, lv_frame
 from models.cohort.echo_stats import fan_geometry, image_stats, speckle_fwhm_mm
-from models.cohort.sector import sector_mask
 from models.cohort.simulator import simulate_view
 from models.cohort.subject import generate_subject
+from models.geometry.sector import sector_mask
 
 SPACING = (0.7, 0.7)
 SHAPE = (240, 280)

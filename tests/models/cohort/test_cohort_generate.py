@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.cohort.generate import CohortConfig, generate_case, write_case
+from models.cohort.generate import CohortConfig, generate_case
 from models.cohort.splits import TEST_SPLIT_SEEDS, frozen_test_seeds, is_test_seed, training_seeds
 from models.cohort.version import GENERATOR_VERSION
+from models.cohort.writer import write_case
 from models.geometry.frames import ImagePlane, ProbePose
 from models.geometry.mesh import Mesh, mesh_volume_ml
 from models.geometry.slicing import slice_mask

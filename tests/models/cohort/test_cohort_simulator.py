@@ -1,4 +1,4 @@
-"""View simulator: perturbation geometry (closed forms), sector window, masks of known shapes."""
+"""View simulator: perturbation geometry (closed forms), masks of known shapes inside the fan."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from models.cohort.sector import DEFAULT_HALF_ANGLE_DEG, sector_mask, sector_polar
 from models.cohort.shape_model import SHAPE_MODES, ShapeParams, build_ed_shape
 from models.cohort.simulator import (
     NOMINAL,
@@ -19,6 +18,7 @@ from models.cohort.simulator import (
 )
 from models.cohort.subject import generate_subject
 from models.geometry.frames import VIEW_NAMES, nominal_pose
+from models.geometry.sector import sector_mask
 
 SPACING = (0.7, 0.7)
 
@@ -114,15 +114,6 @@ def test_sample_perturbation_ranges_and_determinism() -> None:
         zero.depth_mm,
         zero.foreshortening_mm,
     ) == (0.0,) * 6
-
-
-def test_sector_window() -> None:
-    fan = sector_mask((224, 224), SPACING)
-    radius, angle = sector_polar((224, 224), SPACING)
-    assert fan[0, 111] == 1 or fan[1, 111] == 1
-    assert fan[0, 0] == 0 and fan[5, 0] == 0
-    inside = (np.abs(angle) <= math.radians(DEFAULT_HALF_ANGLE_DEG)) & (radius <= 223 * 0.7)
-    np.testing.assert_array_equal(fan.astype(bool), inside)
 
 
 @pytest.mark.parametrize("seed", range(4))

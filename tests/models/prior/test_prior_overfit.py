@@ -9,8 +9,8 @@ import torch
 from models.prior.config import PriorConfig
 from models.prior.data import EllipsoidSource
 from models.prior.decoder import SDFDecoder
+from models.prior.losses import sdf_loss
 from models.prior.standin import Ellipsoid
-from models.prior.train import sdf_loss
 
 
 @pytest.mark.slow

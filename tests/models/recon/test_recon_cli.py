@@ -113,7 +113,7 @@ def test_smoke_prior_reconstructs_an_ellipsoid_volume(smoke_prior_path: Path, on
     must bring the ED volume within 5 % (the analytic decoder reaches 2 %, see test_recon_anchor)."""
     from models.prior.checkpoint import load_prior
 
-    prior = load_prior(smoke_prior_path)
+    prior = load_prior(smoke_prior_path, "cpu")
     study = ellipsoid_study(AXES[:2], shape=(224, 224))
     truth = ellipsoid_volume_ml(AXES[0])
     encoder_only = reconstruct_study(study, prior, ReconConfig.from_profile("smoke", ed_only=True, use_tto=False),

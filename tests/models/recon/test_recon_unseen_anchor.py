@@ -9,8 +9,8 @@ import torch
 from recon_analytic import EllipsoidDecoder, analytic_prior
 from torch import Tensor, nn
 
-from models.cohort.sector import sector_mask
 from models.geometry.frames import VIEW_NAMES, ImagePlane, nominal_plane
+from models.geometry.sector import sector_mask
 from models.recon.anchor import AnchorConfig, fit_anchor
 from models.recon.rendering import PixelBank, ProbeParams
 from models.recon.shape_model import ReconPrior

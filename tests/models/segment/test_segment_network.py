@@ -56,7 +56,7 @@ def test_checkpoint_round_trip_and_sidecar(tmp_path: Path) -> None:
     doc = json.loads(pt.with_suffix(".json").read_text())
     assert doc["sha256"] == file_sha256(pt) and doc["config"] == SMALL.to_dict()
     assert len(doc["curves"]["loss"]) == 100  # thinned
-    model, side = load_checkpoint(pt)
+    model, side = load_checkpoint(pt, "cpu")
     assert not model.training and side["metrics"]["val_dice_mean"] == 0.5
 
 
@@ -66,12 +66,12 @@ def test_tampered_checkpoint_is_refused(tmp_path: Path) -> None:
     data[-10] ^= 0xFF
     pt.write_bytes(bytes(data))
     with pytest.raises(ModelError) as err:
-        load_checkpoint(pt)
+        load_checkpoint(pt, "cpu")
     assert err.value.code == ErrorCode.CHECKPOINT_INVALID and "sha256" in err.value.detail
 
 
 def test_load_segmenter_wraps_a_checkpoint(tmp_path: Path) -> None:
-    seg = load_segmenter(_checkpoint(tmp_path))
+    seg = load_segmenter(_checkpoint(tmp_path), "cpu")
     assert isinstance(seg, Segmenter) and seg.name.startswith("echo4d-segmenter sha256:")
     out = seg.segment(np.random.default_rng(0).integers(0, 255, (3, 40, 56), dtype=np.uint8))
     assert out.shape == (3, 40, 56) and out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
@@ -94,7 +94,7 @@ def test_external_torchscript_segmenter(tmp_path: Path, input_size: int | None) 
         path.with_suffix(".json").write_text(json.dumps({"input_size": input_size, "lv_label": 1}))
     frames = np.full((2, 48, 64), 200, np.uint8)
     frames[:, 10:30, 20:40] = 20
-    seg = load_segmenter(path)
+    seg = load_segmenter(path, "cpu")
     assert seg.name.startswith("torchscript sha256:")
     out = seg.segment(frames)
     truth = (frames < 77).astype(np.uint8)
@@ -107,7 +107,7 @@ def test_unusable_segmenters_are_model_errors(tmp_path: Path, name: str, content
     if content is not None:
         (tmp_path / name).write_bytes(content)
     with pytest.raises(ModelError) as err:
-        load_segmenter(tmp_path / name)
+        load_segmenter(tmp_path / name, "cpu")
     assert err.value.code == ErrorCode.CHECKPOINT_INVALID
 
 
@@ -118,16 +118,16 @@ def test_external_torch_export_program(tmp_path: Path) -> None:
     torch.export.save(program, str(tmp_path / "site_model.pt2"))
     frames = np.full((2, 48, 64), 200, np.uint8)
     frames[:, 10:30, 20:40] = 20
-    out = load_segmenter(tmp_path / "site_model.pt2").segment(frames)
+    out = load_segmenter(tmp_path / "site_model.pt2", "cpu").segment(frames)
     np.testing.assert_array_equal(out, (frames < 77).astype(np.uint8))
 
 
 def test_lazy_segmenter_loads_on_first_use(tmp_path: Path) -> None:
     from models.segment.lazy import LazySegmenter
 
-    lazy = LazySegmenter(_checkpoint(tmp_path))
+    lazy = LazySegmenter(_checkpoint(tmp_path), "cpu")
     assert "not loaded" in lazy.name
     out = lazy.segment(np.zeros((2, 40, 40), np.uint8))
     assert out.shape == (2, 40, 40) and lazy.name.startswith("echo4d-segmenter sha256:")
     with pytest.raises(ModelError):
-        LazySegmenter(tmp_path / "absent.pt").load()
+        LazySegmenter(tmp_path / "absent.pt", "cpu").load()

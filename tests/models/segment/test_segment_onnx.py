@@ -56,7 +56,7 @@ def test_onnx_segmenter_runs_through_onnxruntime(tmp_path: Path, dynamic: bool, 
     if sidecar:
         path.with_suffix(".json").write_text(json.dumps(sidecar))
     frames, truth = _frames()
-    seg = load_segmenter(path)
+    seg = load_segmenter(path, "cpu")
     assert seg.name.startswith("onnx sha256:")
     out = seg.segment(frames)
     assert out.shape == frames.shape and out.dtype == np.uint8
@@ -70,10 +70,10 @@ def test_onnx_zscore_input_norm(tmp_path: Path) -> None:
     path = _export(_TwoClass(0.0), tmp_path / "nnunet.onnx", (1, 1, 48, 64), True)
     frames, truth = _frames()
     path.with_suffix(".json").write_text(json.dumps({"input_norm": "zscore"}))
-    np.testing.assert_array_equal(load_segmenter(path).segment(frames), truth)
+    np.testing.assert_array_equal(load_segmenter(path, "cpu").segment(frames), truth)
     path.with_suffix(".json").write_text(json.dumps({"input_norm": "minmax"}))
     with pytest.raises(ModelError) as err:
-        load_segmenter(path)
+        load_segmenter(path, "cpu")
     assert err.value.code == ErrorCode.CHECKPOINT_INVALID and "input_norm" in err.value.detail
 
 
@@ -81,7 +81,7 @@ def test_onnx_without_onnxruntime_says_how_to_install(tmp_path: Path, monkeypatc
     path = _export(_TwoClass(0.3), tmp_path / "site.onnx", (1, 1, 32, 32), True)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the extra were not installed
     with pytest.raises(ModelError) as err:
-        load_segmenter(path)
+        load_segmenter(path, "cpu")
     assert "echo4d[onnx]" in err.value.detail
 
 
@@ -100,6 +100,6 @@ def test_sidecar_can_turn_the_temporal_filter_off(tmp_path: Path) -> None:
     path = _export(_TwoClass(0.3), tmp_path / "site.onnx", (1, 1, 48, 64), True)
     frames, _ = _frames()
     frames[2] = 200  # no cavity in frame 2
-    assert load_segmenter(path).segment(frames)[2].sum() > 0  # filled in from its neighbours
+    assert load_segmenter(path, "cpu").segment(frames)[2].sum() > 0  # filled in from its neighbours
     path.with_suffix(".json").write_text(json.dumps({"temporal_smoothing": False}))
-    assert load_segmenter(path).segment(frames)[2].sum() == 0
+    assert load_segmenter(path, "cpu").segment(frames)[2].sum() == 0

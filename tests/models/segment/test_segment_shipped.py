@@ -14,7 +14,7 @@ from models.segment.runtime import load_segmenter
 def shipped() -> object:
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no shipped segmenter checkpoint yet: run `echo4d train-segmenter --profile default`")
-    return load_segmenter()
+    return load_segmenter(None, "cpu")
 
 
 def test_sidecar_records_config_and_metrics(shipped: object) -> None:

@@ -129,7 +129,7 @@ def test_train_segmenter_fine_tunes_on_site_data(tmp_path: Path) -> None:
     assert doc["train_config"]["profile"] == "finetune" and doc["train_config"]["init"] == str(init)
     assert doc["train_config"]["data"]["source"] == "site" and doc["config"]["size"] == SIZE
     assert doc["metrics"]["n_train"] + doc["metrics"]["n_val"] == 9
-    seg = load_segmenter(out)  # what ECHO4D_SEGMENTER / --segmenter would point at
+    seg = load_segmenter(out, "cpu")  # what ECHO4D_SEGMENTER / --segmenter would point at
     assert seg.segment(np.zeros((2, 60, 48), np.uint8)).shape == (2, 60, 48)
     bad = CliRunner().invoke(app, ["train-segmenter", "--data", str(tmp_path / "nothing"), "--init", str(init)])
     assert bad.exit_code == 2 and "not a folder" in bad.output

@@ -48,7 +48,7 @@ def test_training_learns_blobs() -> None:
     cfg = TrainConfig(profile="test", steps=80, batch_size=8, lr=5e-3, eval_every=40,
                       network=SegmenterConfig(size=32, base_channels=8, depth=2),
                       data=DataConfig(size=32, n_train=64, n_val=16, source="blobs"))
-    result = train_segmenter(cfg)
+    result = train_segmenter(cfg, "cpu")
     assert result.curves["val_dice_mean"][-1] > 0.8
     assert np.mean(result.curves["loss"][-10:]) < np.mean(result.curves["loss"][:10])
     assert not result.model.training
@@ -58,11 +58,11 @@ def test_training_learns_blobs() -> None:
 def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
     cfg = profile("smoke", steps=6)
     cfg = replace(cfg, eval_every=3)
-    result = train_segmenter(cfg)
+    result = train_segmenter(cfg, "cpu")
     assert set(result.metrics) >= {"val_dice_mean", "val_dice_median", "val_dice_p05", "train_seconds"}
     pt = save_checkpoint(result.model, tmp_path / "s.pt", train_config=cfg.to_dict(), metrics=result.metrics,
                          curves=result.curves, cohort_version="test")
-    model, doc = load_checkpoint(pt)
+    model, doc = load_checkpoint(pt, "cpu")
     assert not model.training
     assert doc["train_config"]["profile"] == "smoke" and doc["config"]["size"] == 64
 
@@ -86,5 +86,5 @@ def test_time_budget_stops_training(one_thread: None) -> None:
     cfg = TrainConfig(profile="test", steps=10_000, batch_size=4, budget_s=3.0, eval_every=10_000,
                       network=SegmenterConfig(size=32, base_channels=4, depth=2),
                       data=DataConfig(size=32, n_train=16, n_val=4, source="blobs"))
-    result = train_segmenter(cfg)
+    result = train_segmenter(cfg, "cpu")
     assert 0 < result.metrics["steps_done"] < 10_000 and result.metrics["train_seconds"] < 10.0
