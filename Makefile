@@ -52,7 +52,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 typecheck: install
-	$(VENV)/bin/mypy models service worker
+	$(VENV)/bin/mypy models jobcore service worker cli
 
 # pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS selects tests).
 # worksteal: idle workers take tests queued on busy ones, so the few minute-long tests do not leave one worker
