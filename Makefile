@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test-tools test lint typecheck pytest demo serve clean
+.PHONY: install test-tools test lint typecheck importlint pytest demo serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 typecheck: install
-	$(VENV)/bin/mypy models service worker
+	$(VENV)/bin/mypy models jobcore service worker cli
+
+# The floor plan (docs/architecture.md) as import-linter contracts ([tool.importlinter] in pyproject.toml).
+importlint: install
+	$(VENV)/bin/lint-imports
 
 # pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS selects tests).
 # worksteal: idle workers take tests queued on busy ones, so the few minute-long tests do not leave one worker
@@ -61,13 +65,13 @@ PYTEST_WORKERS ?= auto
 pytest: install
 	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# ruff and mypy run beside pytest (mypy is single-threaded; it fills the cores the pytest workers leave idle while
-# they wait on their subprocesses). pytest's output streams; ruff's and mypy's is printed after it.
+# ruff, mypy and lint-imports run beside pytest (mypy is single-threaded; it fills the cores the pytest workers leave
+# idle while they wait on their subprocesses). pytest's output streams; the checks' output is printed after it.
 test: install
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck > $(VENV)/.checks.log 2>&1 & checks=$$!; \
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck importlint > $(VENV)/.checks.log 2>&1 & checks=$$!; \
 	$(MAKE) --no-print-directory pytest; tests=$$?; \
 	wait $$checks; checks_rc=$$?; cat $(VENV)/.checks.log; \
-	if [ $$checks_rc -ne 0 ]; then echo "make test: ruff or mypy failed (above)"; fi; \
+	if [ $$checks_rc -ne 0 ]; then echo "make test: ruff, mypy or lint-imports failed (above)"; fi; \
 	exit $$(( tests != 0 || checks_rc != 0 ))
 
 demo: install

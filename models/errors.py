@@ -1,5 +1,8 @@
 """One error hierarchy for the whole product, with stable machine-readable codes.
 
+This module holds the root (:class:`Echo4DError`) and the domain's codes (:class:`ErrorCode`: bad input, model
+failures); the platform's codes (store, database, broker, HTTP refusals, jobs the platform ended) and
+``TransientError`` are ``jobcore.errors.PlatformCode`` and its errors, subclasses of the same root.
 The service maps every :class:`Echo4DError` to an RFC 9457 problem+json response in one
 handler (``service/errors.py``); the CLI prints ``code: detail`` and exits non-zero; the
 worker marks the job failed with the code. Codes are part of the public API: never rename one.
@@ -12,7 +15,7 @@ from typing import ClassVar
 
 
 class ErrorCode(StrEnum):
-    """Stable error codes. Grouped by the kind of error that raises them."""
+    """Stable error codes of the domain. Grouped by the kind of error that raises them."""
 
     # Bad input (the client's fault; retrying the same input cannot succeed).
     INVALID_STUDY = "invalid_study"
@@ -39,23 +42,9 @@ class ErrorCode(StrEnum):
     # Model / artefact problems (ours, not the client's).
     CHECKPOINT_INVALID = "checkpoint_invalid"
     RECONSTRUCTION_FAILED = "reconstruction_failed"
-    # Transient infrastructure problems (retrying may succeed).
-    STORE_UNAVAILABLE = "store_unavailable"
-    DATABASE_UNAVAILABLE = "database_unavailable"
-    BROKER_UNAVAILABLE = "broker_unavailable"
-    # Service-level problems.
-    NOT_FOUND = "not_found"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    CONFLICT = "conflict"
-    RATE_LIMITED = "rate_limited"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    REQUEST_TIMEOUT = "request_timeout"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    # Checks every layer makes (a value out of range, a report that does not validate).
     VALIDATION_FAILED = "validation_failed"
-    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
-    OUT_OF_MEMORY = "out_of_memory"
-    WORKER_LOST = "worker_lost"  # the job's worker died (e.g. killed) on every allowed attempt
+    # A run stopped on request (the cooperative cancel ``models.recon.control`` raises).
     CANCELLED = "cancelled"
     INTERNAL = "internal_error"
 
@@ -69,12 +58,12 @@ class Echo4DError(Exception):
     """
 
     retryable: ClassVar[bool] = False
-    default_code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    default_code: ClassVar[StrEnum] = ErrorCode.INTERNAL
 
-    def __init__(self, detail: str, *, code: ErrorCode | None = None, field: str | None = None) -> None:
+    def __init__(self, detail: str, *, code: StrEnum | None = None, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.code: ErrorCode = code or self.default_code
+        self.code: StrEnum = code or self.default_code  # an ErrorCode, or a jobcore.errors.PlatformCode
         self.field = field
 
     def __str__(self) -> str:
@@ -92,10 +81,3 @@ class ModelError(Echo4DError):
     """A model artefact (checkpoint) or a reconstruction failed for reasons of ours."""
 
     default_code = ErrorCode.RECONSTRUCTION_FAILED
-
-
-class TransientError(Echo4DError):
-    """An infrastructure dependency failed; retrying later may succeed."""
-
-    retryable = True
-    default_code = ErrorCode.STORE_UNAVAILABLE

@@ -1,4 +1,5 @@
-"""Echo4D service: FastAPI gateway, settings, job table, storage, auth, metrics and the CLI.
+"""Echo4D service: the HTTP gateway (FastAPI app, routes, auth, rate limits, request checks, problem+json).
 
-Must import without torch: the API image carries none.
+Builds on the job core (``jobcore``); never imports the worker. Must import without torch: the API image carries
+none.
 """

@@ -1,28 +1,32 @@
 """``create_app(settings)``: the FastAPI application factory.
 
 Start-up (lifespan) builds every client once (database + migrations, object store, queue,
-metrics, auth), stores them on ``app.state.services`` for ``Depends``, and in embedded mode
-starts the worker child process (``worker.embedded``; the API process never imports torch); the reconciler
-thread runs in every API replica.
+metrics, auth), stores them on ``app.state.services`` for ``Depends``, and starts the injected background
+services (in embedded mode the worker child process, passed in by the composition root ``cli.composition``:
+this package never imports the worker, and the API process never imports torch); the reconciler thread runs in
+every API replica.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Protocol
 
 import structlog
 from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
 
+from jobcore.logging import configure_logging
+from jobcore.metrics import Metrics, StateCollector
+from jobcore.reconciler import Reconciler, ReconcilerThread
+from jobcore.settings import Settings
+from jobcore.webhooks import WebhookSender
 from models import __version__
 from service.api import artifacts, dicom_results, dicomweb, health, jobs, studies, viewer
-from service.config import Settings
 from service.context import Services, build_services
 from service.errors import install_problem_handler
-from service.logging import configure_logging
-from service.metrics import HttpMetricsMiddleware, Metrics, StateCollector
+from service.http_metrics import HttpMetricsMiddleware
 from service.middleware import AuthFirstMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from service.openapi import install_problem_openapi
 
@@ -37,37 +41,38 @@ Errors are RFC 9457 `application/problem+json` with a stable `code`. A web viewe
 beating mesh, volume curve and per-view fits) is at `/v1/viewer`."""
 
 
-def _start_background(app: FastAPI, services: Services) -> list[Any]:
-    """Embedded worker process supervisor (no broker) and reconciler thread; returns them for shutdown."""
-    from service.queue import LocalQueue
-    from service.webhooks import WebhookSender
-    from worker.reconciler import Reconciler, ReconcilerThread
+class BackgroundService(Protocol):
+    """Something the API runs beside its requests, from start-up to shutdown (a thread, a child process)."""
 
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+BackgroundHook = Callable[[FastAPI, Services], Sequence[BackgroundService]]
+"""Called at start-up with the app and its clients; returns what it built (started in order, stopped in order)."""
+
+
+def _start_background(app: FastAPI, services: Services, hooks: Sequence[BackgroundHook]) -> list[BackgroundService]:
+    """The injected background services (e.g. the embedded worker), then the reconciler thread (every replica)."""
     settings = services.settings
-    threads: list[Any] = []
-    webhooks = WebhookSender(settings, services.jobs, services.metrics)
-    reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
-    if settings.embedded and settings.embedded_worker and isinstance(services.queue, LocalQueue):
-        from worker.embedded import EmbeddedWorkerProcess
-        from worker.scratch import sweep_scratch
-
-        def recover() -> None:  # the child is the only worker: every 'running' job is an orphan when it is gone
-            reconciler.recover_orphans()
-            sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # and their scratch copies
-
-        recover()  # jobs the worker was running when this service last stopped
-        worker = EmbeddedWorkerProcess(settings, services.queue.wakeup, on_crash=recover)
-        app.state.embedded_worker = worker
-        threads.append(worker)
+    threads: list[BackgroundService] = []
+    for hook in hooks:
+        threads.extend(hook(app, services))
     if settings.reconcile_interval_s > 0:
+        webhooks = WebhookSender(settings, services.jobs, services.metrics)
+        reconciler = Reconciler(settings, services.jobs, services.queue, services.store, services.metrics, webhooks)
         threads.append(ReconcilerThread(reconciler, settings.reconcile_interval_s))
     for t in threads:
         t.start()
     return threads
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
-    """Build the API. ``services`` may be passed (tests); otherwise they are built at start-up."""
+def create_app(settings: Settings | None = None, *, services: Services | None = None,
+               background: Sequence[BackgroundHook] = ()) -> FastAPI:
+    """Build the API. ``services`` may be passed (tests); otherwise they are built at start-up. ``background``:
+    hooks that build what runs beside the API (the composition root, ``cli.composition``, passes the embedded
+    worker's); the reconciler thread runs whenever ``reconcile_interval_s`` is set."""
     settings = settings or (services.settings if services is not None else Settings())
     configure_logging(settings)
     metrics = services.metrics if services is not None else Metrics()
@@ -78,7 +83,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         collector = StateCollector(svc.jobs.counts_by_status, svc.queue.depth, svc.queue.name)
         metrics.registry.register(collector)
         app.state.services = svc
-        threads = _start_background(app, svc)
+        threads = _start_background(app, svc, background)
         metrics_server = None
         if settings.metrics_port:
             from prometheus_client import start_http_server

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from service.config import Settings
-from service.db.tenants import TenantRepository
+from jobcore.db.tenants import TenantRepository
+from jobcore.settings import Settings
 from service.errors import InsecureConfiguration, RateLimited, Unauthorized
 from service.ratelimit import RateLimiter
 

@@ -1,6 +1,7 @@
 """Service errors and the ONE handler that turns every error into RFC 9457 problem+json.
 
-``models.errors.Echo4DError`` is the root. The service adds subclasses that carry an HTTP
+``models.errors.Echo4DError`` is the root (domain codes ``models.errors.ErrorCode``, platform codes and
+``TransientError``/``Conflict`` in ``jobcore.errors``). The service adds subclasses that carry an HTTP
 status; FastAPI's validation errors, Starlette's HTTP exceptions (404 route, 405, 413 from
 the body limit) and anything unexpected go through the same :func:`problem_response`, so a
 client never sees HTML or a traceback.
@@ -8,6 +9,7 @@ client never sees HTML or a traceback.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import structlog
@@ -16,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import Echo4DError, ErrorCode, InputError, ModelError, TransientError
+from jobcore.errors import Conflict, PlatformCode, TransientError
+from models.errors import Echo4DError, ErrorCode, InputError, ModelError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:echo4d:problem:"
@@ -29,7 +32,7 @@ class ServiceError(Echo4DError):
     status: ClassVar[int] = 500
 
     def __init__(
-        self, detail: str, *, code: ErrorCode | None = None, field: str | None = None,
+        self, detail: str, *, code: StrEnum | None = None, field: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail, code=code, field=field)
@@ -38,25 +41,20 @@ class ServiceError(Echo4DError):
 
 class NotFound(ServiceError):
     status = 404
-    default_code = ErrorCode.NOT_FOUND
+    default_code = PlatformCode.NOT_FOUND
 
 
 class Unauthorized(ServiceError):
     status = 401
-    default_code = ErrorCode.UNAUTHORIZED
+    default_code = PlatformCode.UNAUTHORIZED
 
     def __init__(self, detail: str = "a valid API key is required") -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="echo4d"'})
 
 
-class Conflict(ServiceError):
-    status = 409
-    default_code = ErrorCode.CONFLICT
-
-
 class RateLimited(ServiceError):
     status = 429
-    default_code = ErrorCode.RATE_LIMITED
+    default_code = PlatformCode.RATE_LIMITED
 
     def __init__(self, retry_after_s: float, reason: str = "rate limit exceeded") -> None:
         seconds = max(1, int(retry_after_s + 0.999))
@@ -67,7 +65,7 @@ class PayloadTooLarge(ServiceError, StarletteHTTPException):  # type: ignore[mis
     """Also a Starlette HTTPException, so FastAPI's body parsing lets it through to our handler."""
 
     status = 413
-    default_code = ErrorCode.PAYLOAD_TOO_LARGE
+    default_code = PlatformCode.PAYLOAD_TOO_LARGE
 
     def __init__(self, limit: int) -> None:
         ServiceError.__init__(self, f"the request body is larger than the {limit}-byte limit")
@@ -78,7 +76,7 @@ class RequestTimeout(ServiceError, StarletteHTTPException):  # type: ignore[misc
     """The client stopped sending its body (an idle upload); also a Starlette HTTPException, like 413."""
 
     status = 408
-    default_code = ErrorCode.REQUEST_TIMEOUT
+    default_code = PlatformCode.REQUEST_TIMEOUT
 
     def __init__(self, idle_s: float) -> None:
         ServiceError.__init__(self, f"no request body bytes arrived for {idle_s:g} s", headers={"Connection": "close"})
@@ -93,14 +91,14 @@ class InsecureConfiguration(ServiceError):
 
 class UnsupportedMediaType(ServiceError):
     status = 415
-    default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    default_code = PlatformCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class NotAcceptable(ServiceError):
     """406: the ``Accept`` header admits none of the media types the route serves."""
 
     status = 406
-    default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    default_code = PlatformCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class RangeNotSatisfiable(ServiceError):
@@ -110,20 +108,20 @@ class RangeNotSatisfiable(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     status = 503
-    default_code = ErrorCode.BROKER_UNAVAILABLE
+    default_code = PlatformCode.BROKER_UNAVAILABLE
 
 
-_HTTP_STATUS_CODES: dict[int, ErrorCode] = {
+_HTTP_STATUS_CODES: dict[int, StrEnum] = {
     400: ErrorCode.VALIDATION_FAILED,
-    401: ErrorCode.UNAUTHORIZED,
-    403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
+    401: PlatformCode.UNAUTHORIZED,
+    403: PlatformCode.FORBIDDEN,
+    404: PlatformCode.NOT_FOUND,
     405: ErrorCode.VALIDATION_FAILED,
-    409: ErrorCode.CONFLICT,
-    413: ErrorCode.PAYLOAD_TOO_LARGE,
-    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    409: PlatformCode.CONFLICT,
+    413: PlatformCode.PAYLOAD_TOO_LARGE,
+    415: PlatformCode.UNSUPPORTED_MEDIA_TYPE,
     422: ErrorCode.VALIDATION_FAILED,
-    429: ErrorCode.RATE_LIMITED,
+    429: PlatformCode.RATE_LIMITED,
 }
 _TITLES: dict[int, str] = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
@@ -134,11 +132,14 @@ _TITLES: dict[int, str] = {
 
 
 def http_status_of(exc: Echo4DError) -> int:
-    """HTTP status for a typed error: input → 422, transient → 503, service errors carry their own."""
+    """HTTP status for a typed error: input → 422, conflict → 409, transient → 503, service errors carry their
+    own."""
     if isinstance(exc, ServiceError):
         return exc.status
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, InputError):
-        return 413 if exc.code in (ErrorCode.TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE) else 422
+        return 413 if exc.code in (ErrorCode.TOO_LARGE, PlatformCode.PAYLOAD_TOO_LARGE) else 422
     if isinstance(exc, TransientError):
         return 503
     if isinstance(exc, ModelError):
@@ -147,11 +148,11 @@ def http_status_of(exc: Echo4DError) -> int:
 
 
 def problem_body(
-    status: int, code: ErrorCode | str, detail: str, *, field: str | None = None, instance: str | None = None,
+    status: int, code: StrEnum | str, detail: str, *, field: str | None = None, instance: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An RFC 9457 problem object with Echo4D's stable ``code`` extension member."""
-    code_value = code.value if isinstance(code, ErrorCode) else str(code)
+    code_value = str(code)  # a StrEnum member is its value
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + code_value,
         "title": _TITLES.get(status, "Error"),

@@ -22,7 +22,7 @@ from service.errors import (
     bounded_instance,
     problem_of,
 )
-from service.metrics import route_label
+from service.http_metrics import route_label
 
 log = structlog.get_logger("service.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from jobcore.resource import Problem
 from service.errors import PROBLEM_MEDIA_TYPE
-from service.schemas import Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 _ERROR_SCHEMA_REFS = (PROBLEM_REF, "#/components/schemas/HTTPValidationError")

@@ -18,11 +18,10 @@ from uuid import uuid4
 
 import structlog
 
-from models.errors import ErrorCode, TransientError
+from jobcore.db.models import Job, JobStatus, utcnow
+from jobcore.errors import Conflict, PlatformCode, TransientError
+from jobcore.storage import input_key
 from service.context import Services
-from service.db.models import Job, JobStatus, utcnow
-from service.errors import Conflict
-from service.storage import input_key
 
 log = structlog.get_logger(__name__)
 
@@ -151,7 +150,7 @@ def submit(services: Services, tenant_id: str, sub: NewSubmission) -> Submitted:
     try:
         job, created = _insert(services, tenant_id, sub, job_id, body_hash, keys, total)
     except TransientError as exc:
-        if exc.code is ErrorCode.STORE_UNAVAILABLE:  # the database's disk is full: surely not committed
+        if exc.code is PlatformCode.STORE_UNAVAILABLE:  # the database's disk is full: surely not committed
             _delete_inputs(services, job_id)
         raise
     if not created:  # lost a race with a concurrent request carrying the same key

@@ -5,19 +5,19 @@ Everything here reads at most the zip central directory, a manifest and a few ma
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import socket
 import zipfile
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from jobcore.addresses import is_private_host, numeric_host
+from jobcore.settings import Settings
 from models.archive import check_zip_directory, read_zip_member
 from models.errors import ErrorCode, InputError
+from models.profiles import PROFILES
 from models.study import MANIFEST_NAME, StudyLimits, parse_manifest
-from service.config import PROFILES, Settings
 
 _S_IFMT, _S_IFLNK = 0o170000, 0o120000
 _IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -64,31 +64,6 @@ def check_callback_url(url: str | None, settings: Settings) -> str | None:
         raise InputError("callback_url must not point at a private or loopback address",
                          code=ErrorCode.VALIDATION_FAILED, field="callback_url")
     return url
-
-
-_NUMERIC_V4_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.I)
-
-
-def numeric_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a numeric host names, in every spelling a resolver accepts (decimal, octal, hex, short
-    forms such as ``127.1``); None for a name."""
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    if not _NUMERIC_V4_RE.match(host):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
-    except OSError:
-        return None
-
-
-def is_private_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        return True
-    ip = numeric_host(host)
-    return ip is not None and not ip.is_global
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:

@@ -172,7 +172,7 @@ def api_factory() -> Iterator[Callable[..., ApiHarness]]:
 
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from cli.composition import serving_app
     from service.auth import create_key
     from service.context import build_services
 
@@ -182,7 +182,7 @@ def api_factory() -> Iterator[Callable[..., ApiHarness]]:
         services = build_services(settings)
         stack.callback(services.close)
         _, key = create_key(services.tenants, "t1", services.pepper)
-        client = stack.enter_context(TestClient(create_app(settings, services=services),
+        client = stack.enter_context(TestClient(serving_app(settings, services=services),
                                                 raise_server_exceptions=False))
         return ApiHarness(client, services, key)
 
@@ -201,7 +201,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: SQLite in tmp, or this session's PostgreSQL database (tables emptied)."""
     from sqlalchemy import text
 
-    from service.db.engine import make_engine, run_migrations
+    from jobcore.db.engine import make_engine, run_migrations
 
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     engine = make_engine(url)

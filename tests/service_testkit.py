@@ -29,6 +29,11 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
         proc.wait()
 
 
+def log_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines in captured stderr."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
 def free_port() -> int:
     with closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
@@ -85,9 +90,9 @@ def succeed_with(api: ApiHarness, job_id: str, blobs: dict[str, bytes]) -> None:
     """Finish ``job_id`` as succeeded with ``blobs`` stored as its artifacts (public name → bytes)."""
     from datetime import timedelta
 
-    from service.db.models import JobStatus, utcnow
-    from service.schemas import ARTIFACTS
-    from service.storage import output_key
+    from jobcore.artifacts import ARTIFACTS
+    from jobcore.db.models import JobStatus, utcnow
+    from jobcore.storage import output_key
 
     jobs, store = api.services.jobs, api.services.store
     now = utcnow()
@@ -103,7 +108,7 @@ def succeed_with(api: ApiHarness, job_id: str, blobs: dict[str, bytes]) -> None:
 
 def embedded_settings(data_dir: Path, **overrides: Any) -> Any:
     """Settings of an embedded service in ``data_dir`` with background threads off unless asked."""
-    from service.config import Settings
+    from jobcore.settings import Settings
 
     values: dict[str, Any] = {"data_dir": data_dir, "embedded_worker": False, "reconcile_interval_s": 0,
                               "rate_limit_per_minute": 0, "auth_failures_per_minute": 0, "log_json": True,
@@ -129,7 +134,7 @@ def broken_study_zip_bytes() -> bytes:
 
 def worker_context(services: Any, worker_id: str = "test-worker") -> Any:
     """A WorkerContext sharing ``services`` (the same run_job path as the embedded worker child, in-process)."""
-    from service.webhooks import WebhookSender
+    from jobcore.webhooks import WebhookSender
     from worker.model_cache import ModelCache
     from worker.runner import WorkerContext
 

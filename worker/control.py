@@ -16,10 +16,11 @@ from datetime import datetime
 
 import structlog
 
-from models.errors import Echo4DError, ErrorCode
-from service.db.jobs import Claim, JobRepository
-from service.db.models import utcnow
-from service.metrics import Metrics
+from jobcore.db.jobs import Claim, JobRepository
+from jobcore.db.models import utcnow
+from jobcore.errors import PlatformCode
+from jobcore.metrics import Metrics
+from models.errors import Echo4DError
 from worker.progress import RECON_LABELS, StepTimes, SubstageTracker
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ class JobCancelled(Exception):
 class DeadlineExceeded(Echo4DError):
     """The job ran past its soft time limit."""
 
-    default_code = ErrorCode.TIME_LIMIT_EXCEEDED
+    default_code = PlatformCode.TIME_LIMIT_EXCEEDED
 
 
 class JobControl:

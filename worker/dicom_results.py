@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from service.config import Settings
+from jobcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 STOW_CONTENT_TYPE = 'multipart/related; type="application/dicom"'

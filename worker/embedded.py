@@ -7,10 +7,11 @@ and segmenter once; the API process never imports them.
 Why no broker: the job table already is a queue (``next_claimable`` + the atomic claim), so the child claims
 the oldest queued job and exercises exactly the distributed claim/heartbeat/attempt code.
 
-How it is wired (one composition root: ``service.app``'s lifespan starts and stops it):
+How it is wired (one composition root, ``cli.composition``, hands it to ``service.app``'s lifespan, which starts
+and stops it):
 
 * :class:`EmbeddedWorkerProcess` (a supervisor thread in the API) starts ``python -m worker.embedded`` with a
-  pipe on its stdin and writes the pickled :class:`~service.config.Settings` into it first (length-prefixed),
+  pipe on its stdin and writes the pickled :class:`~jobcore.settings.Settings` into it first (length-prefixed),
   so the child builds its own clients (database engine, object store, ``ModelCache``) from the same settings.
 * Wake-up: ``LocalQueue.enqueue`` sets a ``threading.Event``; the supervisor relays it as one byte on the
   pipe. The child also polls the job table every ``POLL_S`` seconds, so a lost wake-up only delays a job.
@@ -21,7 +22,7 @@ How it is wired (one composition root: ``service.app``'s lifespan starts and sto
   (``on_crash``: the reconciler's ``recover_orphans``, the same as at an embedded start) and starts a new
   child after a back-off (0.5 s doubling to 30 s while it keeps crashing within a minute).
 * SQLite: both processes open the same file in WAL mode with a 30 s busy timeout and ``BEGIN IMMEDIATE``
-  (``service.db.engine``), so writers queue instead of failing.
+  (``jobcore.db.engine``), so writers queue instead of failing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 import structlog
 
 if TYPE_CHECKING:
-    from service.config import Settings
+    from jobcore.settings import Settings
     from worker.runner import WorkerContext
 
 log = structlog.get_logger(__name__)
@@ -61,8 +62,8 @@ class EmbeddedWorker(threading.Thread):
         self.jobs_run = 0
 
     def run(self) -> None:
-        from models.errors import TransientError
-        from service.db.models import utcnow
+        from jobcore.db.models import utcnow
+        from jobcore.errors import TransientError
         from worker.runner import backoff_s, run_job
 
         failures = 0
@@ -199,7 +200,7 @@ def main() -> int:
     settings = _read_settings(stream)
     if settings is None:
         return 1
-    from service.logging import configure_logging
+    from jobcore.logging import configure_logging
     from worker.tasks import build_worker_context
 
     configure_logging(settings)

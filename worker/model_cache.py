@@ -34,16 +34,13 @@ class ModelCache:
             self._pid = os.getpid()
 
     def device(self) -> Any:
-        """The torch device for ``device`` (``auto``: first CUDA device if there is one, else CPU)."""
+        """The torch device for ``device`` (:func:`models.device.resolve_device`: auto, cpu, cuda, cuda:N)."""
         with self._lock:
             self._check_process()
             if self._device is None:
-                import torch
+                from models.device import resolve_device
 
-                name = self._device_name
-                if name == "auto":
-                    name = "cuda" if torch.cuda.is_available() else "cpu"
-                self._device = torch.device(name)
+                self._device = resolve_device(self._device_name)
             return self._device
 
     def prior(self) -> Any:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobcore.artifacts import ARTIFACTS
+from jobcore.storage import ObjectStore, input_key, output_key
 from models.errors import Echo4DError, ErrorCode, ModelError
 from models.study import Study
-from service.schemas import ARTIFACTS
-from service.storage import ObjectStore, input_key, output_key
 from worker.control import JobControl
 from worker.dicom_results import export_dicom
 from worker.model_cache import ModelCache

@@ -20,20 +20,21 @@ from typing import Any
 
 import structlog
 
-from models.errors import Echo4DError, ErrorCode, InputError, ModelError, TransientError
-from service.config import Settings
-from service.db.jobs import Claim, JobError, JobRepository
-from service.db.models import JobStatus, utcnow
-from service.metrics import Metrics
-from service.schemas import DICOM_ARTIFACTS
-from service.storage import ObjectStore
-from service.webhooks import WebhookSender
+from jobcore.artifacts import DICOM_ARTIFACTS
+from jobcore.db.jobs import Claim, JobError, JobRepository
+from jobcore.db.models import JobStatus, utcnow
+from jobcore.errors import PlatformCode, TransientError
+from jobcore.metrics import Metrics
+from jobcore.scratch import make_scratch
+from jobcore.settings import Settings
+from jobcore.storage import ObjectStore
+from jobcore.webhooks import WebhookSender
+from models.errors import Echo4DError, ErrorCode, InputError, ModelError
 from worker.control import DeadlineExceeded, JobCancelled, JobControl
 from worker.dicom_results import push_configured, push_dicom
 from worker.model_cache import ModelCache
 from worker.pipeline import run_pipeline
 from worker.progress import StepTimes
-from worker.scratch import make_scratch
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +78,7 @@ def _error_of(exc: BaseException) -> JobError:
     if isinstance(exc, Echo4DError):
         return JobError(exc.code.value, exc.detail, exc.field)
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        return JobError(ErrorCode.OUT_OF_MEMORY.value, "the study needed more memory than the worker has")
+        return JobError(PlatformCode.OUT_OF_MEMORY.value, "the study needed more memory than the worker has")
     return JobError(ErrorCode.INTERNAL.value, f"unexpected {type(exc).__name__} in the worker")
 
 
@@ -104,7 +105,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> Outcome:
         return Outcome.SKIPPED
     log.info("job_claimed", job_id=job_id, attempt=claim.attempts, max_attempts=claim.max_attempts)
     if claim.attempts > claim.max_attempts:
-        error = JobError(ErrorCode.WORKER_LOST.value,
+        error = JobError(PlatformCode.WORKER_LOST.value,
                          f"the job's worker stopped during each of {claim.max_attempts} attempts "
                          "(killed, out of memory or past its hard time limit)")
         return _finish(ctx, claim, JobStatus.FAILED, error=error)
@@ -147,7 +148,7 @@ def _execute(ctx: WorkerContext, claim: Claim) -> Outcome:
                        error=JobError(ErrorCode.CANCELLED.value, "cancelled by the client while it ran"))
     except _soft_time_limit_types():
         return _finish(ctx, claim, JobStatus.FAILED, **_ended(control), error=JobError(
-            ErrorCode.TIME_LIMIT_EXCEEDED.value, f"the job ran past its {settings.job_soft_time_limit_s} s limit"))
+            PlatformCode.TIME_LIMIT_EXCEEDED.value, f"the job ran past its {settings.job_soft_time_limit_s} s limit"))
     except (InputError, ModelError) as exc:
         return _finish(ctx, claim, JobStatus.FAILED, error=_error_of(exc), **_ended(control))
     except TransientError as exc:

@@ -10,9 +10,9 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 
-from models.errors import TransientError
-from service.config import Settings
-from service.queue import RECONSTRUCT_TASK
+from jobcore.errors import TransientError
+from jobcore.queue import RECONSTRUCT_TASK
+from jobcore.settings import Settings
 from worker.runner import Outcome, WorkerContext, backoff_s, run_job
 
 log = structlog.get_logger(__name__)
@@ -43,20 +43,20 @@ class WorkerRuntime:
 
 
 def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerContext:
-    from service.context import build_services
-    from service.metrics import Metrics
-    from service.queue import LocalQueue
-    from service.webhooks import WebhookSender
+    from jobcore.clients import build_clients
+    from jobcore.metrics import Metrics
+    from jobcore.queue import LocalQueue
+    from jobcore.scratch import sweep_scratch
+    from jobcore.webhooks import WebhookSender
     from worker.model_cache import ModelCache
-    from worker.scratch import sweep_scratch
 
     m = metrics if metrics is not None else Metrics()
-    services = build_services(settings, metrics=m, migrate=False, queue=LocalQueue())
-    sweep_scratch(services.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind
+    clients = build_clients(settings, metrics=m, migrate=False, queue=LocalQueue())
+    sweep_scratch(clients.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind
     return WorkerContext(
-        settings=settings, jobs=services.jobs, store=services.store, metrics=m,
+        settings=settings, jobs=clients.jobs, store=clients.store, metrics=m,
         models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
-        worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, services.jobs, m),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, clients.jobs, m),
         scratch_dir=settings.resolved_scratch_dir,
     )
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
-from service.config import Settings
-from service.metrics import Metrics
+from jobcore.metrics import Metrics
+from jobcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ def _install_signals(settings: Settings, multiprocess: bool) -> None:
 
 def run_worker(settings: Settings, *, multiprocess_metrics: bool = False) -> None:
     """Block running a Celery worker on ``settings.queue_name``."""
-    from worker.app import create_celery
+    from jobcore.celery_app import create_celery
     from worker.tasks import WorkerRuntime, register_tasks
 
     metrics = Metrics()

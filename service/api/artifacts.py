@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from jobcore.artifacts import ARTIFACTS, DOWNLOAD_NAMES
+from jobcore.db.models import JobStatus
+from jobcore.resource import Problem
 from service.api.deps import JobsDep, PrincipalDep, SettingsDep, StoreDep
-from service.db.models import JobStatus
 from service.errors import NotFound, RangeNotSatisfiable
-from service.schemas import ARTIFACTS, DOWNLOAD_NAMES, Problem
 
 router = APIRouter(prefix="/v1/jobs", tags=["artifacts"])
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -8,11 +8,11 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from jobcore.db.jobs import JobRepository
+from jobcore.settings import Settings
+from jobcore.storage import ObjectStore
 from service.auth import Principal
-from service.config import Settings
 from service.context import Services
-from service.db.jobs import JobRepository
-from service.storage import ObjectStore
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key in a header.")

@@ -17,11 +17,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path
 from fastapi.responses import StreamingResponse
 
+from jobcore.artifacts import DICOM_ARTIFACTS
+from jobcore.db.models import JobStatus
+from jobcore.resource import Problem
+from jobcore.storage import ObjectStore
 from service.api.deps import JobsDep, PrincipalDep, StoreDep
-from service.db.models import JobStatus
 from service.errors import NotAcceptable, NotFound
-from service.schemas import DICOM_ARTIFACTS, Problem
-from service.storage import ObjectStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["artifacts"])
 MEDIA_TYPE = 'multipart/related; type="application/dicom"'

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from jobcore.resource import Problem
+from models.profiles import ProfileName
 from service.api.deps import PrincipalDep, ServicesDep
 from service.auth import Principal
 from service.context import Services
-from service.schemas import Problem, ProfileName
 from service.stow import (
     Instance,
     check_content_type,

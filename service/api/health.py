@@ -11,10 +11,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.errors import Echo4DError, ErrorCode, TransientError
+from jobcore.db.engine import ping
+from jobcore.errors import PlatformCode, TransientError
+from models.errors import Echo4DError
 from service.api.deps import ServicesDep
 from service.context import Services
-from service.db.engine import ping
 from service.errors import NotFound
 from service.schemas import HealthOut
 
@@ -67,7 +68,7 @@ def check_free_space(folders: list[Path], min_free_mb: int) -> None:
             free = 0
         if free < min_free_mb * 1024 * 1024:
             raise TransientError(f"less than {min_free_mb} MiB free for the service's state",
-                                 code=ErrorCode.STORE_UNAVAILABLE)
+                                 code=PlatformCode.STORE_UNAVAILABLE)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,

@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator
 
+from jobcore.db.models import JobStatus
+from jobcore.erasure import erase_job
+from jobcore.errors import Conflict
+from jobcore.resource import JobOut, JobStatusName, Problem, job_out
 from service.api.deps import JobsDep, PrincipalDep, ServicesDep
-from service.db.models import JobStatus
-from service.erasure import erase_job
-from service.errors import Conflict, NotFound
-from service.schemas import JobOut, JobPage, JobStatusName, Problem, job_out
+from service.errors import NotFound
+from service.schemas import JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _NUMBER_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 
+from jobcore.resource import JobOut, Problem, job_out
 from models.errors import ErrorCode, InputError
 from models.ingest.preflight import preflight_files
+from models.profiles import ProfileName
 from service.api.deps import PrincipalDep, ServicesDep
 from service.errors import UnsupportedMediaType
-from service.schemas import JobOut, Problem, ProfileName, job_out
 from service.submission import InputPart, NewSubmission, submit
 from service.validation import (
     check_callback_url,

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
-SAMPLE_SEED: Final[int] = 900_000  # service.cli.reconstruct.DEMO_SEED
+SAMPLE_SEED: Final[int] = 900_000  # cli.reconstruct.DEMO_SEED
 SAMPLE_PATH: Final[Path] = Path(__file__).resolve().parent / "static" / "sample-study.zip"
 _ZIP_TIME: Final[tuple[int, int, int, int, int, int]] = (1980, 1, 1, 0, 0, 0)
 

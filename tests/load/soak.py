@@ -37,7 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from service.cli.bench_api import _rss_mb, _start_embedded  # noqa: E402
+from cli.bench_api import _rss_mb, _start_embedded  # noqa: E402
 from service.loadgen import TERMINAL, _pct, run_load, synthetic_study_zip  # noqa: E402
 
 

@@ -50,7 +50,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def settings_from_env(env: dict[str, str], **overrides: Any) -> Any:
     """``Settings`` from an ``ECHO4D_*`` dict (the same values a worker subprocess reads from its environment)."""
-    from service.config import Settings
+    from jobcore.settings import Settings
 
     values: dict[str, Any] = {k.removeprefix("ECHO4D_").lower(): v for k, v in env.items() if k.startswith("ECHO4D_")}
     values.update(overrides)
@@ -115,7 +115,7 @@ def idempotency_duplicates(services: Any) -> int:
     """Jobs beyond the first per (tenant, Idempotency-Key) in the whole table (a unique index forbids any)."""
     from sqlalchemy import func, select
 
-    from service.db.models import Job
+    from jobcore.db.models import Job
 
     with services.sessions() as s:
         rows = s.execute(select(func.count()).select_from(Job).where(Job.idempotency_key.is_not(None))
@@ -291,7 +291,7 @@ def npy_header_only(shape: tuple[int, ...]) -> bytes:
 
 def run_until_terminal(ctx: Any, job_id: str, max_runs: int = 10) -> Any:
     """Call ``run_job`` the way a worker's retries would (TransientError → run again) until it ends."""
-    from models.errors import TransientError
+    from jobcore.errors import TransientError
     from worker.runner import Outcome, run_job
 
     outcome = None

@@ -50,9 +50,9 @@ from reliability_kit import (
 )
 from service_testkit import embedded_settings
 
-from service.db.models import utcnow
-from service.storage import output_key
-from worker.reconciler import Reconciler, ReconcilerThread
+from jobcore.db.models import utcnow
+from jobcore.reconciler import Reconciler, ReconcilerThread
+from jobcore.storage import output_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -239,8 +239,8 @@ def test_a_solo_worker_past_its_hard_time_limit_is_ended_and_the_attempt_counted
     Order matters: the worker builds its clients on its first task (the store's ``ensure_ready`` included),
     so it first runs a task for an unknown job id with the store up; the job is submitted on a queue no
     worker reads and published to the solo worker's queue only once the store hangs."""
-    from service.queue import CeleryQueue
-    from worker.app import create_celery
+    from jobcore.celery_app import create_celery
+    from jobcore.queue import CeleryQueue
 
     if not moto_control.running:
         moto_control.start()

@@ -169,8 +169,8 @@ def test_store_full_when_uploading_outputs_fails_the_job_cleanly(embedded: Calla
 def test_store_full_between_data_and_metadata_leaves_nothing(tiny_fs: Path):
     """The object fits to the last block but its metadata does not: neither may stay behind half-written
     (before the fix, a 0-byte ``.meta`` JSON remained and the next ``stat`` of the key failed)."""
-    from models.errors import TransientError
-    from service.storage import LocalStore
+    from jobcore.errors import TransientError
+    from jobcore.storage import LocalStore
 
     store = LocalStore(tiny_fs / "objects")
     store.ensure_ready()

@@ -56,7 +56,7 @@ def _everything_the_service_exposed(api: ApiHarness, job_id: str) -> dict[str, b
     seen["object keys"] = "\n".join(store.list_keys("inputs/") + store.list_keys("outputs/")).encode()
     from sqlalchemy import select
 
-    from service.db.models import Job
+    from jobcore.db.models import Job
 
     with api.services.sessions() as s:
         rows = s.execute(select(Job.idempotency_key, Job.error_detail, Job.summary, Job.input_keys)).all()
@@ -123,7 +123,7 @@ def test_stow_rs_keeps_patient_values_out_of_keys_logs_and_metrics(phi_api: ApiH
     }
     from sqlalchemy import select
 
-    from service.db.models import Job
+    from jobcore.db.models import Job
 
     with phi_api.services.sessions() as s:
         seen["idempotency keys"] = "\n".join(str(k) for k in s.scalars(select(Job.idempotency_key)))

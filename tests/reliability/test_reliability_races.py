@@ -18,7 +18,7 @@ import pytest
 from reliability_kit import assert_jobs_consistent, job_row, wait_until
 from service_testkit import ApiHarness, broken_study_zip_bytes, embedded_settings, study_zip_bytes, worker_context
 
-from service.db.models import utcnow
+from jobcore.db.models import utcnow
 from worker.runner import Outcome, run_job
 
 pytestmark = pytest.mark.services
@@ -181,7 +181,7 @@ def test_redelivery_waits_for_a_live_claim_then_takes_over_a_dead_one(pg_api: Ap
     with pg_api.services.sessions.begin() as s:  # the holder died 10 s ago: its heartbeat is stale
         from sqlalchemy import update
 
-        from service.db.models import Job
+        from jobcore.db.models import Job
 
         s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=now - timedelta(seconds=10)))
     assert run_job(ctx, job_id) is Outcome.FAILED  # claimed (attempt 2), ran, failed on its bad input
@@ -197,8 +197,8 @@ def test_redelivery_waits_for_a_live_claim_then_takes_over_a_dead_one(pg_api: Ap
 def test_the_celery_task_keeps_a_busy_delivery_for_after_the_stale_window(pg_api: ApiHarness):
     """The Celery task turns BUSY into a retry (the message is not dropped) due once the holder's heartbeat
     would be stale, with a bounded number of retries; a finished job's delivery is simply dropped."""
-    from service.queue import RECONSTRUCT_TASK
-    from worker.app import create_celery
+    from jobcore.celery_app import create_celery
+    from jobcore.queue import RECONSTRUCT_TASK
     from worker.tasks import WorkerRuntime, register_tasks
 
     settings = pg_api.services.settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/15"})

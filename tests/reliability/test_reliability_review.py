@@ -295,7 +295,7 @@ def test_a_slow_download_outlives_the_body_idle_timeout(live: dict[str, Any]):
 
     import httpx
 
-    from service.db.models import JobStatus, utcnow
+    from jobcore.db.models import JobStatus, utcnow
 
     services = live["services"]
     auth = {"Authorization": f"Bearer {live['key']}"}

@@ -117,7 +117,7 @@ def test_cancel_queued_job_then_repeat_and_it_never_runs(api: ApiHarness, make_s
     assert api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=api.auth()).status_code == 200  # idempotent
     from datetime import timedelta
 
-    from service.db.models import utcnow
+    from jobcore.db.models import utcnow
 
     now = utcnow()
     assert api.services.jobs.claim(job["id"], "w", now, now - timedelta(seconds=60)) is None

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli import app as cli_app
+from jobcore.db.engine import make_engine, make_sessionmaker, run_migrations
+from jobcore.db.tenants import TenantRepository
 from service.auth import Authenticator, create_key, generate_key, hash_key, parse_key_id
-from service.cli import app as cli_app
-from service.db.engine import make_engine, make_sessionmaker, run_migrations
-from service.db.tenants import TenantRepository
 from service.errors import RateLimited, Unauthorized
 from service.ratelimit import RateLimiter
 

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from service.config import Settings
-from service.metrics import Metrics
+from jobcore.metrics import Metrics
+from jobcore.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

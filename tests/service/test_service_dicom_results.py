@@ -12,8 +12,8 @@ import pytest
 from dicom_kit import multipart_parts
 from service_testkit import ApiHarness, succeed_with
 
-from service.schemas import ARTIFACTS, DICOM_ARTIFACTS
-from service.storage import output_key
+from jobcore.artifacts import ARTIFACTS, DICOM_ARTIFACTS
+from jobcore.storage import output_key
 
 BLOBS = {name: f"DICM-{name}-".encode() * 300 for name in DICOM_ARTIFACTS}
 

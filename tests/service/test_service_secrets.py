@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from service_testkit import embedded_settings
 
+from jobcore.settings import Settings
 from service.auth import PEPPER_FILE, create_key, hash_key
-from service.config import Settings
 from service.context import build_services
 from service.errors import InsecureConfiguration
 
@@ -88,7 +88,7 @@ def test_an_embedded_install_with_keys_under_the_empty_pepper_keeps_working(tmp_
 def test_the_worker_command_refuses_to_start_with_a_placeholder_pepper(monkeypatch: pytest.MonkeyPatch):
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from cli import app
 
     monkeypatch.setenv("ECHO4D_BROKER_URL", "redis://127.0.0.1:6379/15")
     monkeypatch.setenv("ECHO4D_API_KEY_PEPPER", "change-me-in-production")

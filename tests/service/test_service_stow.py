@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from service_testkit import ApiHarness
 
+from jobcore.db.jobs import JobError
+from jobcore.db.models import JobStatus, utcnow
 from service.api.dicomweb import RETRY_HEADER
-from service.db.jobs import JobError
-from service.db.models import JobStatus, utcnow
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 

@@ -78,7 +78,7 @@ def stack(api_factory, stack_env: dict[str, str], worker_process: subprocess.Pop
           monkeypatch: pytest.MonkeyPatch) -> ApiHarness:
     for k, v in stack_env.items():
         monkeypatch.setenv(k, v)
-    from service.config import Settings
+    from jobcore.settings import Settings
 
     return api_factory(Settings())
 
@@ -166,7 +166,7 @@ def test_prefork_worker_metrics_add_up_across_children(api_factory, stack_env: d
     try:
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-        from service.config import Settings
+        from jobcore.settings import Settings
 
         api = api_factory(Settings())
         ids = [api.post_study(broken_study_zip_bytes(), headers={"Idempotency-Key": f"pf-{i}"}).json()["id"]
@@ -185,9 +185,9 @@ def test_prefork_worker_metrics_add_up_across_children(api_factory, stack_env: d
 
 
 def test_rabbitmq_broker_url_switch(amqp_url: str, session_tag: str):
-    from service.config import Settings
-    from service.queue import CeleryQueue
-    from worker.app import create_celery
+    from jobcore.celery_app import create_celery
+    from jobcore.queue import CeleryQueue
+    from jobcore.settings import Settings
 
     queue_name = f"gpu_amqp_{session_tag}"
     app = create_celery(Settings(broker_url=amqp_url, queue_name=queue_name))

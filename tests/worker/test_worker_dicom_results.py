@@ -15,7 +15,7 @@ from dicom_kit import cardiac_masks, dicom_bytes, multipart_parts, read_dicom, s
 from pydicom.uid import generate_uid
 from service_testkit import ApiHarness, embedded_settings, reconstruction_ready, worker_context
 
-from service.config import Settings
+from jobcore.settings import Settings
 from worker.dicom_results import push_dicom
 from worker.runner import Outcome, run_job
 

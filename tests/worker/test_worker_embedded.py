@@ -67,14 +67,14 @@ def _serving(settings: Any) -> Iterator[ApiHarness]:
     """The embedded API with its worker child, stopped (lifespan shutdown) when the block ends."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from cli.composition import serving_app
     from service.auth import create_key
     from service.context import build_services
 
     services = build_services(settings)
     try:
         _, key = create_key(services.tenants, "t1", services.pepper)
-        with TestClient(create_app(settings, services=services), raise_server_exceptions=False) as client:
+        with TestClient(serving_app(settings, services=services), raise_server_exceptions=False) as client:
             yield ApiHarness(client, services, key)
     finally:
         services.close()
@@ -116,7 +116,7 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from fastapi.testclient import TestClient
-from service.app import create_app
+from cli.composition import serving_app
 from service.auth import create_key
 from service.context import build_services
 from service_testkit import embedded_settings, study_zip_bytes
@@ -125,7 +125,7 @@ settings = embedded_settings(Path(sys.argv[1]), embedded_worker=True)
 services = build_services(settings)
 _, key = create_key(services.tenants, "t1", services.pepper)
 auth = {"Authorization": f"Bearer {key}"}
-with TestClient(create_app(settings, services=services)) as client:
+with TestClient(serving_app(settings, services=services)) as client:
     r = client.post("/v1/studies", files={"file": ("s.zip", study_zip_bytes(n_frames=8), "application/zip")},
                     data={"profile": "smoke"}, headers=auth)
     url = r.headers["location"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from service_testkit import ApiHarness
 
-from service.db.models import utcnow
+from jobcore.db.models import utcnow
 from worker.control import JobControl
 from worker.progress import SUBSTAGES, StepTimes, SubstageTracker
 
@@ -123,8 +123,8 @@ def test_the_job_resource_shows_sub_stages_and_a_shrinking_eta(api: ApiHarness, 
 
 
 def test_the_eta_counts_down_from_the_rows_last_update():
-    from service.db.models import Job
-    from service.schemas import job_out
+    from jobcore.db.models import Job
+    from jobcore.resource import job_out
 
     now = utcnow()
     snapshot = {"items": [{"name": "motion", "status": "running", "steps_done": 100, "steps_total": 300,
@@ -150,7 +150,7 @@ def test_a_fresh_worker_takes_its_etas_from_the_last_finished_job(api: ApiHarnes
     now = utcnow()
     claim = jobs.claim(job_id, "w", now, now - timedelta(seconds=60))
     assert claim is not None
-    from service.db.models import JobStatus
+    from jobcore.db.models import JobStatus
 
     assert jobs.finish(claim, JobStatus.SUCCEEDED, artifacts={}, substages=done)
     assert jobs.last_substages("smoke") is None  # another profile

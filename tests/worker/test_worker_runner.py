@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from service_testkit import ApiHarness, broken_study_zip_bytes, embedded_settings, worker_context
 
-from models.errors import TransientError
-from service.db.models import utcnow
+from jobcore.db.models import utcnow
+from jobcore.errors import TransientError
 from worker.control import JobCancelled, JobControl
 from worker.runner import Outcome, run_job
 
@@ -51,7 +51,7 @@ def test_transient_store_failure_releases_the_job_then_fails_after_max_attempts(
                                  s3_access_key="testing", s3_secret_key="testing", job_max_attempts=2)
     api = api_factory(settings)
     job_id = api.post_study(make_study_zip()).json()["id"]
-    from service.storage.s3 import MinioStore
+    from jobcore.storage.s3 import MinioStore
 
     ctx = worker_context(api.services)
     ctx.store = MinioStore("127.0.0.1:9", "testing", "testing", bucket)  # the store goes away

@@ -85,7 +85,7 @@ def test_resume_refuses_a_state_from_another_config(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_trains_a_smoke_prior_and_writes_a_verified_checkpoint(tmp_path: Path) -> None:
-    from service.cli import app
+    from cli import app
 
     out = tmp_path / "prior.pt"
     result = CliRunner().invoke(app, ["train-prior", "--profile", "smoke", "--steps", "30", "--out", str(out),
@@ -100,7 +100,7 @@ def test_cli_trains_a_smoke_prior_and_writes_a_verified_checkpoint(tmp_path: Pat
 
 
 def test_cli_reports_a_bad_profile_in_one_line(tmp_path: Path) -> None:
-    from service.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["train-prior", "--profile", "huge", "--out", str(tmp_path / "p.pt")])
     assert result.exit_code == 2

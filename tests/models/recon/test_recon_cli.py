@@ -16,9 +16,9 @@ import typer
 from recon_analytic import ellipsoid_volume_ml
 from typer.testing import CliRunner
 
+from cli import reconstruct as reconstruct_cli
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from models.study import save_study
-from service.cli import reconstruct as reconstruct_cli
 from tests.models.recon.conftest import ellipsoid_study
 
 runner = CliRunner()
@@ -66,7 +66,7 @@ def test_bad_options_exit_2(tmp_path: Path, option: str, value: str, code: str) 
 def test_cuda_without_a_gpu_exits_2(tmp_path: Path) -> None:
     study = _study_dir(tmp_path)
     res = runner.invoke(_app(), ["reconstruct", str(study), "--out", str(tmp_path / "o"), "--device", "cuda"])
-    assert res.exit_code == 2 and "no CUDA device" in res.output
+    assert res.exit_code == 2 and "no such CUDA device" in res.output
 
 
 def test_corrupt_prior_checkpoint_exits_2(tmp_path: Path) -> None:
@@ -125,8 +125,8 @@ def test_smoke_prior_reconstructs_an_ellipsoid_volume(smoke_prior_path: Path, on
 
 
 def test_bench_rejects_other_splits(tmp_path: Path) -> None:
-    from service.cli import bench_recon  # noqa: F401  (registers the commands)
-    from service.cli.bench import bench_app
+    from cli import bench_recon  # noqa: F401  (registers the commands)
+    from cli.bench import bench_app
 
     res = runner.invoke(bench_app, ["accuracy", "--split", "train", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "only --split test" in res.output
@@ -142,16 +142,16 @@ def test_bench_rejects_other_splits(tmp_path: Path) -> None:
     (["--tag", "../elsewhere"], "--tag may hold"),
 ])
 def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], says: str) -> None:
-    from service.cli import bench_recon  # noqa: F401  (registers the commands)
-    from service.cli.bench import bench_app
+    from cli import bench_recon  # noqa: F401  (registers the commands)
+    from cli.bench import bench_app
 
     res = runner.invoke(bench_app, ["accuracy", *args, "--out", str(tmp_path)])
     assert res.exit_code == 2 and says in res.output, res.output
 
 
 def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path: Path) -> None:
-    from service.cli import bench_recon  # noqa: F401  (registers the commands)
-    from service.cli.bench import bench_app
+    from cli import bench_recon  # noqa: F401  (registers the commands)
+    from cli.bench import bench_app
 
     res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4",
                                     "--set", "ed_only=true", "--set", "anchor.max_steps=20",

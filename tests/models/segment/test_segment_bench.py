@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from models.segment.bench import area_proxies, bench_split, dice, dice_by_group
 from models.segment.checkpoint import save_checkpoint
 from models.segment.data import DataConfig
 from models.segment.network import SegmenterConfig, UNet
-from service.cli import app
 
 
 class _Truth:

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from cli import app
 from models.errors import ErrorCode, InputError
 from models.segment.checkpoint import save_checkpoint
 from models.segment.network import SegmenterConfig, UNet
 from models.segment.runtime import load_segmenter
 from models.segment.site_data import find_pairs, load_site_data, read_array, read_mhd
-from service.cli import app
 
 SIZE = 32
 
