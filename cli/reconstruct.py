@@ -11,11 +11,18 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.common import user_errors
+
+if TYPE_CHECKING:  # types only: `echo4d --help` stays torch-free
+    import torch
+
+    from models.prior.model import ShapePrior
+    from models.recon.result import ReconResult
+    from models.study import Study
 
 DEMO_SEED = 900_000
 """The demo case: the first seed of the frozen test split (never seen in training)."""
@@ -67,7 +74,7 @@ def parse_views(views: str | None) -> tuple[str, ...] | None:
 
 
 def load_input(path: Path, *, view: str | None = None, spacing: str | None = None, fps: float | None = None,
-               segmenter: Path | None = None, device: str = "cpu") -> Any:
+               segmenter: Path | None = None, device: str = "cpu") -> Study:
     """A :class:`models.study.Study` from a bundle, or from any format ``models.ingest`` reads (DICOM,
     MP4/AVI, NIfTI, PNG folders, .npy). ``view``/``spacing``/``fps`` fill in what the container lacks
     (the ingest manifest's defaults); B-mode is segmented by ``segmenter`` (default: the shipped one),
@@ -78,19 +85,20 @@ def load_input(path: Path, *, view: str | None = None, spacing: str | None = Non
 
     defaults: dict[str, Any] = {"view": view, "pixel_spacing_mm": parse_spacing(spacing), "fps": fps}
     manifest = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items() if v is not None}
-    return load_any(path, manifest or None, segmenter=LazySegmenter(segmenter, device))
+    study: Study = load_any(path, manifest or None, segmenter=LazySegmenter(segmenter, device))
+    return study
 
 
-def load_prior_for(prior_path: Path | None, device: Any) -> Any:
+def load_prior_for(prior_path: Path | None, device: torch.device) -> ShapePrior:
     """The shape prior at ``prior_path``, or the shipped default checkpoint."""
     from models.prior.checkpoint import load_default_prior, load_prior
 
     return load_prior(prior_path, device) if prior_path is not None else load_default_prior(device)
 
 
-def run_reconstruction(study: Any, out: Path, *, device_name: str, views: str | None, profile: str,
+def run_reconstruction(study: Study, out: Path, *, device_name: str, views: str | None, profile: str,
                        frames: int | None, prior_path: Path | None, seed: int, threads: int, ed_only: bool,
-                       show_progress: bool, study_info: dict[str, Any]) -> tuple[Any, dict[str, Path]]:
+                       show_progress: bool, study_info: dict[str, Any]) -> tuple[ReconResult, dict[str, Path]]:
     """Reconstruct ``study`` and write its outputs to ``out``; returns (result, files)."""
     import torch
 
@@ -182,7 +190,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"outputs: {target.resolve()} ({len(files)} files; open mesh.glb in any glTF viewer)")
 
 
-def summary_line(result: Any) -> str:
+def summary_line(result: ReconResult) -> str:
     """One line: EDV, ESV, EF and total time of a result."""
     return (f"reconstruction: EDV {result.edv_ml:.1f} mL, ESV {result.esv_ml:.1f} mL, EF {result.ef_percent:.1f} % "
             f"({result.n_frames} frames, {result.timings_s.get('total', float('nan')):.1f} s)")

@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobcore.artifacts import ARTIFACTS
 from jobcore.storage import ObjectStore, input_key, output_key
@@ -23,6 +23,9 @@ from models.study import Study
 from worker.control import JobControl
 from worker.dicom_results import export_dicom
 from worker.model_cache import ModelCache
+
+if TYPE_CHECKING:  # the result type only: the reconstruction itself (torch) is imported inside reconstruct()
+    from models.recon.result import ReconResult
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}$")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -51,8 +54,8 @@ def ingest(paths: list[Path], kind: str, manifest: dict[str, Any] | None, models
 
 
 def reconstruct(study: Study, profile: str, models: ModelCache, progress: Callable[[str, float], None],
-                should_stop: Callable[[], bool], steps: Callable[[str, int, int], None] | None = None) -> Any:
-    """Run the test-time reconstruction (returns ``models.recon.result.ReconResult``)."""
+                should_stop: Callable[[], bool], steps: Callable[[str, int, int], None] | None = None) -> ReconResult:
+    """Run the test-time reconstruction."""
     try:
         from models.recon.pipeline import ReconConfig, reconstruct_study
     except ImportError as exc:
@@ -63,7 +66,7 @@ def reconstruct(study: Study, profile: str, models: ModelCache, progress: Callab
                              should_stop=should_stop, steps=steps)
 
 
-def export(result: Any, out_dir: Path, study_info: dict[str, Any], study: Study) -> dict[str, Path]:
+def export(result: ReconResult, out_dir: Path, study_info: dict[str, Any], study: Study) -> dict[str, Path]:
     """Write report.json (with the quality gate and the ingest warnings), mesh.glb, meshes/, ed.ply,
     es.ply, preview.png, views.json into ``out_dir``."""
     from models.export.writer import write_outputs
@@ -141,7 +144,7 @@ def upload_outputs(store: ObjectStore, job_id: str, files: dict[str, Path]) -> d
     return artifacts
 
 
-def summarize(result: Any, study: Study, report: dict[str, Any]) -> dict[str, Any]:
+def summarize(result: ReconResult, study: Study, report: dict[str, Any]) -> dict[str, Any]:
     """Headline numbers, warnings and the quality level (with its reasons) for the job resource (no patient
     values); ``report`` is the report.json document just written."""
     def num(x: Any) -> float | None:
