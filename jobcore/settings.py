@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.device import DEVICE_PATTERN
 from models.profiles import DEFAULT_PROFILE, ProfileName
 
 
@@ -70,7 +71,8 @@ class Settings(BaseSettings):
         default=None, description="B-mode LV segmenter for the workers (an echo4d checkpoint, TorchScript or .pt2 "
         "file: a site's model); default: the one shipped in the package. Loaded once per worker process.",
     )
-    device: str = Field(default="auto", description="torch device for reconstruction: auto, cpu, cuda, cuda:N.")
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN.pattern,
+                        description="torch device for reconstruction: auto, cpu, cuda, cuda:N.")
     default_profile: ProfileName = Field(
         default=DEFAULT_PROFILE, description="Reconstruction profile used when a submission names none.",
     )

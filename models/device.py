@@ -7,13 +7,15 @@ Everything under ``models/`` takes the resulting device as a required argument; 
 from __future__ import annotations
 
 import re
-from typing import Final
-
-import torch
+from typing import TYPE_CHECKING, Final
 
 from models.errors import ErrorCode, InputError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_PATTERN: Final = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+"""The device names a setting or option may hold (torch-free: the settings check them at start-up)."""
 
 
 def resolve_device(name: str, field: str = "device") -> torch.device:
@@ -22,6 +24,8 @@ def resolve_device(name: str, field: str = "device") -> torch.device:
     if not DEVICE_PATTERN.match(name):
         raise InputError(f"{field} must be auto, cpu, cuda or cuda:N, got {name!r}", code=ErrorCode.VALIDATION_FAILED,
                          field=field)
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):

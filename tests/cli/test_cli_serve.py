@@ -182,3 +182,21 @@ def test_real_bmode_cine_to_mesh_with_quality(needs_reconstruction: None, served
     asset = json.loads(glb[20 : 20 + header_len])["asset"]
     assert asset["extras"]["quality"]["level"] == job["quality"]["level"]
     assert httpx.get(s.url + job["artifacts"]["preview.png"]["href"], headers=headers).content[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"ECHO4D_DEVICE": "gpu"}, "ECHO4D_DEVICE"),
+    ({"ECHO4D_DEFAULT_PROFILE": "fast"}, "ECHO4D_DEFAULT_PROFILE"),
+    ({"ECHO4D_JOB_SOFT_TIME_LIMIT_S": "100", "ECHO4D_JOB_HARD_TIME_LIMIT_S": "50"}, "invalid settings"),
+])
+def test_settings_the_environment_gets_wrong_are_one_line_not_a_traceback(tmp_path: Path, env: dict[str, str],
+                                                                          needle: str):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 2
+    assert needle in result.output and "Traceback" not in result.output
+    assert "gpu" not in result.output and "fast" not in result.output  # refused values are not echoed
+    assert list(tmp_path.iterdir()) == []  # nothing was started: no database, no key, no object folder

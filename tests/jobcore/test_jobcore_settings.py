@@ -43,6 +43,8 @@ def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch):
     {"job_hard_time_limit_s": 3000, "broker_visibility_timeout_s": 2000},
     {"heartbeat_interval_s": 10, "heartbeat_stale_s": 15},
     {"default_profile": "fast"},
+    {"device": "gpu"},
+    {"device": "cuda:x"},
 ])
 def test_inconsistent_settings_are_refused(bad: dict[str, object]):
     with pytest.raises(ValidationError):
