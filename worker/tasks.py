@@ -10,9 +10,14 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 
+from jobcore.clients import build_clients
 from jobcore.errors import TransientError
-from jobcore.queue import RECONSTRUCT_TASK
+from jobcore.metrics import Metrics
+from jobcore.queue import RECONSTRUCT_TASK, LocalQueue
+from jobcore.scratch import sweep_scratch
 from jobcore.settings import Settings
+from jobcore.webhooks import WebhookSender
+from worker.model_cache import ModelCache
 from worker.runner import Outcome, WorkerContext, backoff_s, run_job
 
 log = structlog.get_logger(__name__)
@@ -21,7 +26,7 @@ log = structlog.get_logger(__name__)
 class WorkerRuntime:
     """Builds the :class:`WorkerContext` lazily in the process that runs tasks (safe across fork)."""
 
-    def __init__(self, settings: Settings, metrics: Any = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self._metrics = metrics
         self._ctx: WorkerContext | None = None
@@ -42,14 +47,8 @@ class WorkerRuntime:
             self._pid = None
 
 
-def build_worker_context(settings: Settings, *, metrics: Any = None) -> WorkerContext:
-    from jobcore.clients import build_clients
-    from jobcore.metrics import Metrics
-    from jobcore.queue import LocalQueue
-    from jobcore.scratch import sweep_scratch
-    from jobcore.webhooks import WebhookSender
-    from worker.model_cache import ModelCache
-
+def build_worker_context(settings: Settings, *, metrics: Metrics | None = None) -> WorkerContext:
+    """The clients of one worker process (no migrations: the API or `echo4d admin migrate` runs them)."""
     m = metrics if metrics is not None else Metrics()
     clients = build_clients(settings, metrics=m, migrate=False, queue=LocalQueue())
     sweep_scratch(clients.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind

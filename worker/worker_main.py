@@ -17,8 +17,10 @@ from typing import Any
 
 import structlog
 
+from jobcore.celery_app import create_celery
 from jobcore.metrics import Metrics
 from jobcore.settings import Settings
+from worker.tasks import WorkerRuntime, register_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -72,9 +74,6 @@ def _install_signals(settings: Settings, multiprocess: bool) -> None:
 
 def run_worker(settings: Settings, *, multiprocess_metrics: bool = False) -> None:
     """Block running a Celery worker on ``settings.queue_name``."""
-    from jobcore.celery_app import create_celery
-    from worker.tasks import WorkerRuntime, register_tasks
-
     metrics = Metrics()
     app = create_celery(settings)
     register_tasks(app, WorkerRuntime(settings, metrics=metrics))

@@ -174,8 +174,8 @@ def assess(views: list[ViewEvidence], edv_ml: float | None, esv_ml: float | None
     or without an EF); the gate checks how far the reconstruction's EF is from it."""
     checks = _Checks()
     per_view = {ev.view: _view_quality(ev, checks) for ev in views}
-    agreement = _agreement(views, checks)
-    agreement["simpson_ef_disagreement"] = _simpson_agreement(ef_percent, simpson_ef_percent, checks)
+    agreement = {**_agreement(views, checks),
+                 "simpson_ef_disagreement": _simpson_agreement(ef_percent, simpson_ef_percent, checks)}
     if len(views) == 1:
         checks.flag(SINGLE_VIEW_BADNESS, f"one view only ({views[0].view}): the out-of-plane shape and the volumes "
                                          "rest on the shape prior")
