@@ -9,7 +9,12 @@ The mitral plane is ``s = s_base`` (the deepest extent of the cavity). Around th
 * a **left atrium** that abuts the cavity across the mitral plane (the label stops there, the
   dark blood does not), and the **mitral leaflets**: open (two thin bright lines hanging into
   the LV from the annulus; part of the labelled cavity, as in CAMUS-style contours) or closed
-  (a slightly bowed line across the plane);
+  (a slightly bowed line across the plane). In a quarter of the scenes the valve is **wide open
+  with an unmarked plane** (early filling): leaflets against the walls and faint, annulus knots
+  faint, an atrium as wide as the base with no waist, so that the cues left are where the LV's
+  myocardium ends and faint hinge points (the real failure this covers: a segmenter that had only
+  seen bright annulus knots followed the blood into the atrium, 122 mm long on pydicom's
+  ``ybr_color``);
 * in A4C a right ventricle (a shrunk copy of the LV across an 8–13 mm septum) and a right
   atrium, in A3C an aortic root beside the left atrium; walls around every chamber; a bright
   pericardium; heterogeneous surrounding tissue with dark (lung) patches;
@@ -33,6 +38,7 @@ from models.cohort.bmode import smooth_noise
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+UNMARKED_PLANE_FRACTION = 0.25  # scenes whose mitral plane has no bright marker (early filling)
 
 
 @dataclass(frozen=True)
@@ -95,14 +101,18 @@ def _segment_dist(s: FloatArray, v: FloatArray, a: tuple[float, float], b: tuple
 
 
 def _chambers(lv: BoolArray, s: FloatArray, v: FloatArray, f: LVFrame, view: str, spacing_mm: tuple[float, float],
-              rng: np.random.Generator) -> tuple[BoolArray, BoolArray]:
-    """(left atrium, other dark cavities) of the view."""
+              rng: np.random.Generator, wide_inflow: bool = False) -> tuple[BoolArray, BoolArray]:
+    """(left atrium, other dark cavities) of the view. ``wide_inflow``: the atrium is as wide as the
+    base where it meets the LV (no waist at the mitral plane)."""
     half = 0.5 * (f.v_hi - f.v_lo)
     mid = 0.5 * (f.v_hi + f.v_lo)
     # The atrium balloons below the annulus: its section at the mitral plane is about the annulus width.
     la_len = rng.uniform(30.0, 55.0)
-    la_w = f.half_width * rng.uniform(0.9, 1.35)
-    la = _ellipse(s, v, f.s_base + rng.uniform(0.45, 0.7) * la_len, mid + rng.uniform(-4.0, 4.0), la_len, la_w)
+    if wide_inflow:
+        la_w, la_centre = f.half_width * rng.uniform(1.15, 1.6), rng.uniform(0.25, 0.45)
+    else:
+        la_w, la_centre = f.half_width * rng.uniform(0.9, 1.35), rng.uniform(0.45, 0.7)
+    la = _ellipse(s, v, f.s_base + la_centre * la_len, mid + rng.uniform(-4.0, 4.0), la_len, la_w)
     la &= s > f.s_base
     others = np.zeros_like(lv)
     if view == "A4C":
@@ -135,8 +145,10 @@ def _chambers(lv: BoolArray, s: FloatArray, v: FloatArray, f: LVFrame, view: str
 
 
 def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float], rng: np.random.Generator,
-                     view: str = "A4C", with_chambers: bool = True) -> FloatArray:
-    """(H, W) mean scattering amplitude of the scene around ``lv_mask`` (H, W) {0, 1}."""
+                     view: str = "A4C", with_chambers: bool = True, unmarked_plane: bool | None = None) -> FloatArray:
+    """(H, W) mean scattering amplitude of the scene around ``lv_mask`` (H, W) {0, 1}.
+    ``unmarked_plane``: force the wide-open valve with no bright mitral plane on or off (``None``:
+    drawn, :data:`UNMARKED_PLANE_FRACTION` of the scenes; forcing replaces that draw only)."""
     lv = lv_mask.astype(bool)
     shape = (int(lv.shape[0]), int(lv.shape[1]))
     hetero = smooth_noise(rng, shape, 6.0 / spacing_mm[0])
@@ -147,8 +159,11 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     if f is None:
         return np.asarray(tissue)
     s, v = _sv(shape, spacing_mm, f)
+    unmarked = bool(rng.uniform() < UNMARKED_PLANE_FRACTION)  # wide open valve, no bright plane
+    if unmarked_plane is not None:
+        unmarked = unmarked_plane
     if with_chambers:
-        la, others = _chambers(lv, s, v, f, view, spacing_mm, rng)
+        la, others = _chambers(lv, s, v, f, view, spacing_mm, rng, wide_inflow=unmarked)
     else:
         la, others = np.zeros_like(lv), np.zeros_like(lv)
     cavities = lv | la | others
@@ -185,13 +200,14 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     # Mitral valve: annulus knots; leaflets open into the LV or closed across the plane.
     ann = [(f.s_base, f.v_lo), (f.s_base, f.v_hi)]
     for a in ann:
-        echo = echo + rng.uniform(0.8, 2.0) * np.exp(-(np.hypot(s - a[0], v - a[1]) / rng.uniform(2.0, 3.5)) ** 2)
+        knot = rng.uniform(0.1, 0.5) if unmarked else rng.uniform(0.5, 2.0)
+        echo = echo + knot * np.exp(-(np.hypot(s - a[0], v - a[1]) / rng.uniform(2.0, 3.5)) ** 2)
     thick = rng.uniform(0.7, 1.6)
-    leaflet = rng.uniform(0.2, 1.8)
-    if rng.uniform() < 0.6:  # open (diastole): leaflets hang towards the apex
+    leaflet = rng.uniform(0.0, 0.4) if unmarked else rng.uniform(0.2, 1.8)
+    if unmarked or rng.uniform() < 0.6:  # open (diastole): leaflets hang towards the apex
         for a, sign in ((ann[0], 1.0), (ann[1], -1.0)):
             ln = rng.uniform(10.0, 20.0)
-            ang = np.radians(rng.uniform(5.0, 35.0))
+            ang = np.radians(rng.uniform(0.0, 12.0) if unmarked else rng.uniform(5.0, 35.0))
             tip = (a[0] - ln * np.cos(ang), a[1] + sign * ln * np.sin(ang))
             echo = echo + leaflet * np.exp(-((_segment_dist(s, v, a, tip) / thick) ** 2))
     else:  # closed (systole): a line across the plane, slightly bowed into the atrium

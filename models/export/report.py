@@ -124,6 +124,8 @@ class ViewQuality(_Strict):
     area_range_cm2: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
     fractional_area_change: Fraction = Field(description="(max - min) / max of the area curve")
     length_ed_mm: NonNegativeFloat = Field(description="LV long-axis length at the largest-area frame")
+    long_axis_change: Fraction | None = Field(
+        None, description="1 - shortest / longest long-axis length over the frames (a real LV shortens 10-20 %)")
     fit_dice_ed: Fraction | None
     fit_dice_mean: Fraction | None
     foreshortening_mm: NonNegativeFloat | None = Field(description="null where the fit did not estimate it")

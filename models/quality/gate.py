@@ -23,6 +23,7 @@ from models.quality.signals import (
     area_curve,
     area_roughness,
     fractional_area_change,
+    long_axis_change,
     long_axis_length_mm,
     max_area_jump,
     max_pairwise_spread,
@@ -57,6 +58,7 @@ class Threshold:
 THRESHOLDS: Final[dict[str, Threshold]] = {
     "segmentation_confidence": Threshold(review=0.80, unreliable=0.60, higher_is_worse=False, best=1.0),
     "area_roughness": Threshold(review=0.10, unreliable=0.25, higher_is_worse=True),
+    "long_axis_change": Threshold(review=0.30, unreliable=0.45, higher_is_worse=True),
     "fit_dice": Threshold(review=0.90, unreliable=0.80, higher_is_worse=False, best=1.0),
     "foreshortening_mm": Threshold(review=15.0, unreliable=30.0, higher_is_worse=True),
     "segmentation_fac_spread": Threshold(review=0.05, unreliable=0.10, higher_is_worse=True),
@@ -84,6 +86,7 @@ class ViewEvidence:
     dice_mean: float | None
     foreshortening_mm: float | None = None
     fac_spread: float | None = None
+    long_axis_change: float | None = None
 
     @classmethod
     def from_masks(cls, view: str, masks: NDArray[np.integer], spacing_mm: tuple[float, float],
@@ -93,7 +96,7 @@ class ViewEvidence:
         areas = area_curve(masks, spacing_mm)
         length = long_axis_length_mm(np.asarray(masks)[int(np.argmax(areas))], spacing_mm)
         return cls(view, [float(a) for a in areas], length, confidence, dice_ed, dice_mean, foreshortening_mm,
-                   fac_spread)
+                   fac_spread, long_axis_change(masks, spacing_mm))
 
 
 def _fmt(value: float) -> str:
@@ -126,6 +129,10 @@ def _view_quality(ev: ViewEvidence, checks: _Checks) -> dict[str, Any]:
     areas = np.asarray(ev.areas_cm2, dtype=np.float64)
     rough, jump = area_roughness(areas), max_area_jump(areas)
     checks.signal("area_roughness", rough, ev.view, "area-curve roughness (second difference / median area)")
+    if ev.long_axis_change is not None:
+        checks.signal("long_axis_change", ev.long_axis_change, ev.view,
+                      "change of the long-axis length over the cycle (1 - shortest / longest; the mask may cross "
+                      "the mitral plane or lose the apex)")
     out: dict[str, Any] = {
         "mask_source": "masks supplied" if ev.confidence is None else "segmenter",
         "segmentation_confidence": None if ev.confidence is None else round(float(ev.confidence), 4),
@@ -134,6 +141,7 @@ def _view_quality(ev: ViewEvidence, checks: _Checks) -> dict[str, Any]:
         "area_range_cm2": [round(float(areas.min()), 3), round(float(areas.max()), 3)],
         "fractional_area_change": round(fractional_area_change(areas), 4),
         "length_ed_mm": round(float(ev.length_ed_mm), 2),
+        "long_axis_change": None if ev.long_axis_change is None else round(float(ev.long_axis_change), 4),
         "fit_dice_ed": ev.dice_ed,
         "fit_dice_mean": ev.dice_mean,
         "foreshortening_mm": ev.foreshortening_mm,

@@ -26,7 +26,7 @@ import numpy as np
 
 from models.quality.bench import BENCH_VIEWS, auc
 from models.quality.gate import THRESHOLDS
-from models.quality.signals import area_curve, area_roughness
+from models.quality.signals import area_curve, area_roughness, long_axis_change
 from models.quality.stability import mask_fac
 from models.segment.protocol import Segmenter
 
@@ -37,6 +37,7 @@ SIGNALS: Final[dict[str, str]] = {
     "segmentation_fac_spread": "segmentation_fac_spread",
     "segmentation_confidence": "segmentation_confidence",
     "area_roughness": "area_roughness",
+    "long_axis_change": "long_axis_change",
 }
 """Signal name in a row → its threshold in :data:`models.quality.gate.THRESHOLDS`."""
 
@@ -76,13 +77,14 @@ def segmentation_rows(seed: int, simulator: str, segmenter: Segmenter, n_frames:
     sources = {s["view"]: s for s in study.meta["ingest"]["sources"] if s.get("used", True)}
     rows = []
     for v, (_, true_masks) in cines.items():
-        masks = study.views[v].masks
+        masks, spacing = study.views[v].masks, study.views[v].pixel_spacing_mm
         rows.append({"simulator": simulator, "case": truth.name, "view": v,
                      "fac_true": mask_fac(true_masks), "fac_segmented": mask_fac(masks),
                      "fac_error": abs(mask_fac(masks) - mask_fac(true_masks)),
                      "segmentation_fac_spread": sources[v].get("segmentation_fac_spread"),
                      "segmentation_confidence": sources[v].get("segmentation_confidence"),
-                     "area_roughness": area_roughness(area_curve(masks, study.views[v].pixel_spacing_mm))})
+                     "area_roughness": area_roughness(area_curve(masks, spacing)),
+                     "long_axis_change": long_axis_change(masks, spacing)})
     return rows
 
 

@@ -103,3 +103,32 @@ def test_a_physics_clip_keeps_one_scanner_and_cuts_the_label_to_its_fan():
     for f, m in zip(frames, labels, strict=True):
         tissue = (~m.astype(bool)) & ~outside
         assert f[m.astype(bool)].mean() < f[tissue].mean()
+
+
+def _basal_rows(lv: np.ndarray) -> tuple[int, np.ndarray]:
+    cavity = lv.astype(bool)
+    base = int(np.flatnonzero(cavity.any(axis=1)).max())
+    return base, np.flatnonzero(cavity[base - 3])
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_an_unmarked_mitral_plane_has_faint_knots_and_no_atrial_waist(lv: np.ndarray, seed: int) -> None:
+    """Early filling: the annulus knots and leaflets fade and the atrium is as wide as the base, so
+    the only cue left is where the myocardium ends (the segmenter must not follow the blood)."""
+    marked = echogenicity_map(lv, SPACING, np.random.default_rng(seed), "A4C", unmarked_plane=False)
+    unmarked = echogenicity_map(lv, SPACING, np.random.default_rng(seed), "A4C", unmarked_plane=True)
+    base, cols = _basal_rows(lv)
+    knots = (slice(base - 4, base + 5), slice(cols.min() - 4, cols.max() + 5))
+    assert unmarked[knots].max() < 0.6 * marked[knots].max()
+    dark = lambda e: (e[base + 6] < 0.15).sum()  # noqa: E731 - blood across the plane, one row below it
+    assert dark(unmarked) >= 0.9 * cols.size  # the atrium spans the whole basal width
+    assert dark(unmarked) > dark(marked) or dark(marked) >= 0.9 * cols.size
+
+
+def test_some_scenes_have_an_unmarked_plane_and_the_draw_keeps_the_stream(lv: np.ndarray) -> None:
+    from models.cohort.echo_scene import UNMARKED_PLANE_FRACTION
+
+    assert 0.2 <= UNMARKED_PLANE_FRACTION <= 0.5
+    drawn = echogenicity_map(lv, SPACING, np.random.default_rng(21), "A2C")
+    forced = [echogenicity_map(lv, SPACING, np.random.default_rng(21), "A2C", unmarked_plane=u) for u in (False, True)]
+    assert any(np.array_equal(drawn, f) for f in forced)  # forcing replaces the draw, it does not shift the stream

@@ -48,7 +48,8 @@ def test_rows_are_scored_from_their_evidence_and_summarised():
 
 def _seg_row(simulator: str, fac_error: float, spread: float, confidence: float = 0.95) -> dict:
     return {"simulator": simulator, "case": "c", "view": "A4C", "fac_error": fac_error,
-            "segmentation_fac_spread": spread, "segmentation_confidence": confidence, "area_roughness": 0.01}
+            "segmentation_fac_spread": spread, "segmentation_confidence": confidence, "area_roughness": 0.01,
+            "long_axis_change": 0.1}
 
 
 def test_segmentation_bench_summary_ranks_and_flags_per_signal():

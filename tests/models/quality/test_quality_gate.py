@@ -12,20 +12,24 @@ from models.quality.gate import THRESHOLDS, Threshold, ViewEvidence, assess
 from models.quality.signals import (
     area_roughness,
     fractional_area_change,
+    long_axis_change,
     long_axis_length_mm,
     max_area_jump,
     segmentation_confidence,
 )
 
 
-def ellipse_masks(radii_rows: np.ndarray, radius_cols: float = 12.0, shape: tuple[int, int] = (96, 64)) -> np.ndarray:
-    """(T, H, W) uint8 ellipses hanging from row 8 (apex at the top), long axis along the rows."""
+def ellipse_masks(radii_rows: np.ndarray, radius_cols: float = 12.0, shape: tuple[int, int] = (128, 64)) -> np.ndarray:
+    """(T, H, W) uint8 ellipses hanging from row 8 (apex at the top), long axis along the rows; the short
+    axis contracts with the square of the long axis (a ventricle narrows more than it shortens)."""
     rr, cc = np.mgrid[: shape[0], : shape[1]]
-    out = [((rr - 8 - r) / r) ** 2 + ((cc - shape[1] / 2) / radius_cols) ** 2 <= 1.0 for r in radii_rows]
+    top = float(np.max(radii_rows))
+    out = [((rr - 8 - r) / r) ** 2 + ((cc - shape[1] / 2) / (radius_cols * (r / top) ** 2)) ** 2 <= 1.0
+           for r in radii_rows]
     return np.stack(out).astype(np.uint8)
 
 
-BEATING = 36.0 - 6.0 * (1 - np.cos(2 * np.pi * np.arange(20) / 20))  # smooth cycle, 20 frames
+BEATING = 36.0 - 3.0 * (1 - np.cos(2 * np.pi * np.arange(20) / 20))  # smooth cycle, 20 frames, 17 % shortening
 
 
 @pytest.mark.parametrize(("threshold", "value", "badness"), [
@@ -36,6 +40,15 @@ BEATING = 36.0 - 6.0 * (1 - np.cos(2 * np.pi * np.arange(20) / 20))  # smooth cy
 ])
 def test_badness_is_1_at_review_and_2_at_unreliable(threshold: Threshold, value: float, badness: float):
     assert threshold.badness(value) == pytest.approx(badness)
+
+
+@pytest.mark.parametrize(("lengths", "change"), [((40, 36, 34, 38), 0.15), ((40, 60, 40), 1 / 3), ((40,), 0.0),
+                                                 ((40, 0, 30), 0.25)])
+def test_long_axis_change_over_the_frames_that_hold_a_cavity(lengths: tuple[int, ...], change: float):
+    masks = np.zeros((len(lengths), 70, 10), np.uint8)
+    for t, n in enumerate(lengths):
+        masks[t, 2 : 2 + n, 3:7] = 1
+    assert long_axis_change(masks, (1.0, 1.0)) == pytest.approx(change, abs=0.02)
 
 
 def test_signals_on_known_curves():
@@ -87,6 +100,8 @@ def test_two_consistent_views_are_good():
     ([_evidence("A4C"), _evidence("A2C", BEATING * 0.7)], (120, 50, 58), "unreliable", "ED long-axis length"),
     ([_evidence("A4C"), _evidence("A2C", 36.0 - 0.4 * (36 - BEATING))], (120, 50, 58), "review",
      "fractional area change"),
+    ([_evidence("A4C", np.r_[BEATING[:8], BEATING[8:13] * 1.5, BEATING[13:]]), _evidence("A2C")],
+     (120, 50, 58), "unreliable", "change of the long-axis length"),  # into the atrium for 5 frames
     ([_evidence("A4C"), _evidence("A2C")], (120, 115, 4.2), "unreliable", "outside the plausible"),
     ([_evidence("A4C"), _evidence("A2C")], (50, 60, -20.0), "unreliable", "is not larger than ESV"),
     ([_evidence("A4C")], (120, 50, 58), "review", "one view only"),
