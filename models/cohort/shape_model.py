@@ -15,7 +15,7 @@ at ``(0, 0, L)``. ``R`` is then solved so the mesh volume equals the requested E
 sphericity index ``SI = D_eq / L`` with ``D_eq = sqrt(6 · EDV / (π · L))`` the short-axis
 diameter of the prolate ellipsoid of the same volume and length (so SI is exact too).
 
-Modes: 2 global (size = EDV, sphericity = SI) and 22 local shape modes listed in
+Modes: 2 global (size = EDV, sphericity = SI) and 23 local shape modes listed in
 :data:`SHAPE_MODES` with their standard deviations; a subject is the phenotype mean plus
 ``z · σ`` for z-scores ``z`` (clipped to ±2.5).
 
@@ -97,14 +97,23 @@ SHAPE_MODES: Final[tuple[ModeSpec, ...]] = (
     ModeSpec("basal_ellipticity", 0.10, 0.04, "log r",
              "basal short-axis ellipticity, minor axis along −120°/60° (aorto-mitral / septal-lateral)"),
     ModeSpec("annular_saddle", 2.5, 1.0, "mm", "mitral saddle: half the annular height, highs at −120° and 60° (≥ 0)"),
+    # --- radius profile (cohort-2.2; range and sources in the module docstring)
+    ModeSpec("conicity", 0.3, 0.3, "exp",
+             "apical taper: exponent 1 + κ on the apical half-ellipse (0 = prolate, 1 = conical tip, bullet-like)"),
 )
-"""The 22 local shape modes (with EDV and sphericity: 24 modes). ``trefoil_s3`` (sin 3φ) of
+"""The 23 local shape modes (with EDV and sphericity: 25 modes). ``trefoil_s3`` (sin 3φ) of
 cohort-1.0 is dropped: it vanishes on all three nominal planes (0°, −60°, −120°), so no apical
 view can see it and it only set an error floor the prior could not lift."""
 
 NON_NEGATIVE_MODES: Final[tuple[str, ...]] = ("mitral_dome", "lvot_height", "annular_saddle")
 BASAL_MODES: Final[tuple[str, ...]] = ("lvot_height", "lvot_bulge", "basal_ellipticity", "annular_saddle")
 """Modes added in cohort-2.0; their z-scores are drawn after every cohort-1.0 draw."""
+PROFILE_MODES: Final[tuple[str, ...]] = ("conicity",)
+"""Modes added in cohort-2.2; their z-scores are drawn after the basal modes' (every cohort-2.0
+draw of a seed is kept)."""
+CONICITY_MIN: Final[float] = -0.5
+"""Floor of ``conicity`` (apical exponent ≥ 0.5 · p; z is clipped at ±2.5 so it is never reached
+by the cohort, only guards hand-built parameters)."""
 LVOT_AZIMUTH_DEG: Final[float] = -120.0
 """Azimuth of the aortic valve / outflow tract (the A3C plane's antero-septal side)."""
 LVOT_HALF_WIDTH_DEG: Final[float] = 28.0
@@ -120,7 +129,7 @@ Z_CLIP: Final[float] = 2.5
 
 @dataclass(frozen=True)
 class ShapeParams:
-    """End-diastolic cavity parameters: EDV (mL), sphericity index, 22 local mode values.
+    """End-diastolic cavity parameters: EDV (mL), sphericity index, 23 local mode values.
 
     ``modes`` holds the *values* (mean + z·std, in each mode's unit), not z-scores.
     """
@@ -246,6 +255,22 @@ def rim_height(params: ShapeParams, length: float, phi: FloatArray) -> FloatArra
     return out
 
 
+def radius_profile(nu: FloatArray, nu_b: float, p: float, conicity: float) -> FloatArray:
+    """Unit radius profile (n,) along the prolate angle ``nu`` (n,) (max 1).
+
+    ``sin(ν)^q`` with ``q = p · (1 + κ)`` on the apical side (ν < 90°) and ``q = p`` basal to the
+    equator: κ = 0 is the truncated prolate spheroid, κ = 1 (p = 1) gives the apical generatrix
+    ``x (2 − x)`` (x = s / s_equator), a conical tip joined tangentially (C¹) to the widest level.
+    The basal part, the annulus ratio ``sin(ν_b)^p`` and the widest level are unchanged.
+    """
+    k = max(float(conicity), CONICITY_MIN)
+    apical = nu < 0.5 * math.pi
+    q = np.where(apical, p * (1.0 + k), p)
+    rho: FloatArray = np.sin(nu) ** q
+    peak = 1.0 if nu_b >= 0.5 * math.pi else math.sin(nu_b) ** (p * (1.0 + k))
+    return rho / peak
+
+
 def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -> EDShape:
     """Watertight end-diastolic cavity (canonical frame, mm) with volume exactly ``params.edv_ml``."""
     nu_b = math.radians(params.mode("truncation"))
@@ -254,8 +279,7 @@ def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -
     nu = template.wall_t * nu_b
     s = (1.0 - np.cos(nu)) / (1.0 - math.cos(nu_b))
     s[-1] = 1.0
-    peak = 1.0 if nu_b >= math.pi / 2 else math.sin(nu_b) ** p
-    rho0 = np.sin(nu) ** p / peak
+    rho0 = radius_profile(nu, nu_b, p, params.mode("conicity"))
     phi = template.phi
     r = rho0[:, None] * np.exp(log_radius(params, s, phi))  # (n_wall, n_phi), unit max radius ~1
     bow = 4.0 * s * (1.0 - s)

@@ -18,7 +18,7 @@ def test_cohort_command_writes_cases_and_index(tmp_path: Path) -> None:
     r2 = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--workers", "2"])
     assert r2.exit_code == 0, r2.output
     index = json.loads((tmp_path / "a" / "cohort.json").read_text())
-    assert index["seeds"] == [40, 41] and index["generator_version"] == "cohort-2.0"
+    assert index["seeds"] == [40, 41] and index["generator_version"] == "cohort-2.2"
     assert [c["dir"] for c in index["cases"]] == ["case_000040", "case_000041"]
     assert (tmp_path / "a" / "case_000041" / "study" / "study.json").is_file()
     assert not (tmp_path / "a" / "case_000041" / "sdf.npz").exists()
