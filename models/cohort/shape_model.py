@@ -1,10 +1,11 @@
-"""Statistical/parametric LV endocardial cavity model (end-diastole) with 21 modes.
+"""Statistical/parametric LV endocardial cavity model (end-diastole) with 25 modes.
 
 Geometry. A wall point with template coordinates (t, φ) (``template.py``) sits at the
 prolate angle ``ν = t · ν_b`` of a truncated prolate spheroid (truncation angle ``ν_b``):
 
 * axial position ``s(ν) = (1 − cos ν) / (1 − cos ν_b)`` ∈ [0, 1], ``z = L · s + tilt``;
-* radius ``r(s, φ) = R · sin(ν)^p / max sin^p · exp(Σ_m b_m σ_m B_m(s, φ))`` about the long axis,
+* radius ``r(s, φ) = R · sin(ν)^q / max sin^q · exp(Σ_m b_m σ_m B_m(s, φ))`` about the long axis,
+  with ``q = p (1 + κ)`` apical to the widest level (ν < 90°) and ``q = p`` basal to it (``conicity`` κ),
   plus an axis bow ``β · R · 4 s (1 − s)``;
 * a flat or slightly domed mitral cap closes the base ring (dome height ``h`` mm).
 
@@ -41,6 +42,35 @@ values quoted from memory, to be re-checked against the papers; they are priors,
 * ``annular_saddle`` 2.5 ± 1 mm: half the non-planarity of the saddle-shaped annulus, highs at the
   aortic (−120°) and posterior (60°) sides, lows at the commissures; annular height ≈ 5–7 mm in
   normal adults (Levine et al., Circulation 1989; Jassar et al., Ann Thorac Surg 2011).
+
+Radius profile (cohort-2.2). ``conicity`` κ raises the profile exponent on the apical side of the
+widest level only: ``r ∝ sin(ν)^(p (1 + κ))`` for ν < 90°, ``sin(ν)^p`` basal to it
+(:func:`radius_profile`). κ = 0 is the truncated prolate spheroid; κ = 1 (p = 1) makes the apical
+generatrix ``x (2 − x)`` (x = s / s_equator), a conical tip joined tangentially to the widest level,
+i.e. the tapered-apex "bullet" end of the range. The annulus ratio, the widest level and the basal
+part are unchanged; with the exact-EDV lateral rescale the basal-mid cavity widens as the apex
+narrows, so the size-free radius profile (``models.cohort.basal``) moves from the prolate's toward a
+bullet's: narrower at z = 0.2 L, wider at 0.6–0.9 L. Range (quoted from memory, to be re-checked;
+a prior, not a fit):
+
+* the hemi-ellipsoid–cylinder ("bullet") model, V = 5/6 · A · L with A the short-axis area at the
+  mitral level, was the most accurate of the 2D-echo volume models against the true volumes of
+  fixed hearts / casts (Wyatt et al., Circulation 1980; it is the ASE "area–length" method). For our
+  cavities the coefficient V / (A · L) with A at z = 0.9 L (about the leaflet-tip level) is 0.874 at
+  κ = 0 (ν_b = 122°, p = 1, no other mode), 0.836 at κ = 0.3 and 0.772 at κ = 1 (0.834 with A at
+  0.95 L). The mean **κ = 0.3** puts the cohort's median cavity at the bullet coefficient 5/6 — the
+  literature's typical ventricle — and no further;
+* σ = 0.3: the plain prolate (κ = 0, the ellipsoid model that the same literature found usable,
+  less accurate) stays at −1 σ, the conical tip (κ = 1, coefficient 5/6 if A is taken at 0.95 L)
+  at +2.3 σ; z is clipped at ±2.5, so κ ∈ [−0.45, 1.05];
+* apical taper ("conicity") is among the leading LV shape modes after size and sphericity in
+  population shape atlases (e.g. the MESA / Cardiac Atlas Project atlas, Medrano-Gracia et al.,
+  J Cardiovasc Magn Reson 2014 — from memory; the atlas itself is not used: no licence for it).
+
+A literal bullet (a hemi-ellipsoid of L/2 and a cylinder of L/2) was computed and not used: size-free
+it is *wider* than the prolate at 0.2 L (0.73 vs 0.68 of D_eq/2) and narrower at 0.6–0.95 L (its
+V / (A_max · L) is 0.80 against the prolate's 0.75), the opposite of the taper. No phenotype offset
+is applied (the dilated and aneurysm phenotypes keep their blunter ``pointedness``).
 
 ``trefoil_s3`` (sin 3φ) is gone: it is 0 on all three nominal planes (0°, −60°, −120°, i.e.
 every multiple of 60°), so no apical view sees it (cohort-1.0 drew it with σ = 0.03).
