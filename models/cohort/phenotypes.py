@@ -30,7 +30,7 @@ import numpy as np
 
 from models.cohort.motion import MotionParams
 from models.cohort.segments import CORONARY_TERRITORIES, N_SEGMENTS
-from models.cohort.shape_model import BASAL_MODES, SHAPE_MODES, ShapeParams
+from models.cohort.shape_model import BASAL_MODES, PROFILE_MODES, SHAPE_MODES, ShapeParams
 
 N_V1_MODES: Final[int] = 19
 """z-scores drawn in cohort-1.0's order (its 19 local modes, trefoil_s3 included and now discarded)."""
@@ -58,7 +58,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None) -> PhenotypeDraw:
     """Draw one subject's shape and motion parameters (phenotype drawn too unless given)."""
     # Fixed-order draws: phenotype, 19 z-scores, 12 uniforms, 17 jitters, 17 picks, 2 normals, then
-    # (cohort-2.0) the basal modes' z-scores: every cohort-1.0 parameter of a seed is unchanged.
+    # (cohort-2.0) the basal modes' z-scores, then (cohort-2.2) the radius-profile mode's: every
+    # cohort-1.0 and cohort-2.0 parameter of a seed is unchanged.
     pick = int(rng.choice(len(PHENOTYPES), p=np.asarray(PHENOTYPE_WEIGHTS)))
     name = phenotype if phenotype is not None else PHENOTYPES[pick]
     if name not in PHENOTYPES:
@@ -68,7 +69,8 @@ def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None
     jitter = rng.uniform(-1.0, 1.0, size=N_SEGMENTS)
     picks = rng.uniform(0.0, 1.0, size=N_SEGMENTS)
     g = np.clip(rng.standard_normal(2), -2.5, 2.5)  # EDV (log-normal), sphericity
-    z = np.concatenate([z_v1[list(_V1_KEPT)], rng.standard_normal(len(BASAL_MODES))])
+    z_basal = rng.standard_normal(len(BASAL_MODES))
+    z = np.concatenate([z_v1[list(_V1_KEPT)], z_basal, rng.standard_normal(len(PROFILE_MODES))])
     assert len(z) == len(SHAPE_MODES)
 
     def sphericity(mean: float, sd: float, lo: float, hi: float) -> float:

@@ -1,10 +1,11 @@
-"""Statistical/parametric LV endocardial cavity model (end-diastole) with 21 modes.
+"""Statistical/parametric LV endocardial cavity model (end-diastole) with 25 modes.
 
 Geometry. A wall point with template coordinates (t, φ) (``template.py``) sits at the
 prolate angle ``ν = t · ν_b`` of a truncated prolate spheroid (truncation angle ``ν_b``):
 
 * axial position ``s(ν) = (1 − cos ν) / (1 − cos ν_b)`` ∈ [0, 1], ``z = L · s + tilt``;
-* radius ``r(s, φ) = R · sin(ν)^p / max sin^p · exp(Σ_m b_m σ_m B_m(s, φ))`` about the long axis,
+* radius ``r(s, φ) = R · sin(ν)^q / max sin^q · exp(Σ_m b_m σ_m B_m(s, φ))`` about the long axis,
+  with ``q = p (1 + κ)`` apical to the widest level (ν < 90°) and ``q = p`` basal to it (``conicity`` κ),
   plus an axis bow ``β · R · 4 s (1 − s)``;
 * a flat or slightly domed mitral cap closes the base ring (dome height ``h`` mm).
 
@@ -15,7 +16,7 @@ at ``(0, 0, L)``. ``R`` is then solved so the mesh volume equals the requested E
 sphericity index ``SI = D_eq / L`` with ``D_eq = sqrt(6 · EDV / (π · L))`` the short-axis
 diameter of the prolate ellipsoid of the same volume and length (so SI is exact too).
 
-Modes: 2 global (size = EDV, sphericity = SI) and 22 local shape modes listed in
+Modes: 2 global (size = EDV, sphericity = SI) and 23 local shape modes listed in
 :data:`SHAPE_MODES` with their standard deviations; a subject is the phenotype mean plus
 ``z · σ`` for z-scores ``z`` (clipped to ±2.5).
 
@@ -41,6 +42,35 @@ values quoted from memory, to be re-checked against the papers; they are priors,
 * ``annular_saddle`` 2.5 ± 1 mm: half the non-planarity of the saddle-shaped annulus, highs at the
   aortic (−120°) and posterior (60°) sides, lows at the commissures; annular height ≈ 5–7 mm in
   normal adults (Levine et al., Circulation 1989; Jassar et al., Ann Thorac Surg 2011).
+
+Radius profile (cohort-2.2). ``conicity`` κ raises the profile exponent on the apical side of the
+widest level only: ``r ∝ sin(ν)^(p (1 + κ))`` for ν < 90°, ``sin(ν)^p`` basal to it
+(:func:`radius_profile`). κ = 0 is the truncated prolate spheroid; κ = 1 (p = 1) makes the apical
+generatrix ``x (2 − x)`` (x = s / s_equator), a conical tip joined tangentially to the widest level,
+i.e. the tapered-apex "bullet" end of the range. The annulus ratio, the widest level and the basal
+part are unchanged; with the exact-EDV lateral rescale the basal-mid cavity widens as the apex
+narrows, so the size-free radius profile (``models.cohort.basal``) moves from the prolate's toward a
+bullet's: narrower at z = 0.2 L, wider at 0.6–0.9 L. Range (quoted from memory, to be re-checked;
+a prior, not a fit):
+
+* the hemi-ellipsoid–cylinder ("bullet") model, V = 5/6 · A · L with A the short-axis area at the
+  mitral level, was the most accurate of the 2D-echo volume models against the true volumes of
+  fixed hearts / casts (Wyatt et al., Circulation 1980; it is the ASE "area–length" method). For our
+  cavities the coefficient V / (A · L) with A at z = 0.9 L (about the leaflet-tip level) is 0.874 at
+  κ = 0 (ν_b = 122°, p = 1, no other mode), 0.836 at κ = 0.3 and 0.772 at κ = 1 (0.834 with A at
+  0.95 L). The mean **κ = 0.3** puts the cohort's median cavity at the bullet coefficient 5/6 — the
+  literature's typical ventricle — and no further;
+* σ = 0.3: the plain prolate (κ = 0, the ellipsoid model that the same literature found usable,
+  less accurate) stays at −1 σ, the conical tip (κ = 1, coefficient 5/6 if A is taken at 0.95 L)
+  at +2.3 σ; z is clipped at ±2.5, so κ ∈ [−0.45, 1.05];
+* apical taper ("conicity") is among the leading LV shape modes after size and sphericity in
+  population shape atlases (e.g. the MESA / Cardiac Atlas Project atlas, Medrano-Gracia et al.,
+  J Cardiovasc Magn Reson 2014 — from memory; the atlas itself is not used: no licence for it).
+
+A literal bullet (a hemi-ellipsoid of L/2 and a cylinder of L/2) was computed and not used: size-free
+it is *wider* than the prolate at 0.2 L (0.73 vs 0.68 of D_eq/2) and narrower at 0.6–0.95 L (its
+V / (A_max · L) is 0.80 against the prolate's 0.75), the opposite of the taper. No phenotype offset
+is applied (the dilated and aneurysm phenotypes keep their blunter ``pointedness``).
 
 ``trefoil_s3`` (sin 3φ) is gone: it is 0 on all three nominal planes (0°, −60°, −120°, i.e.
 every multiple of 60°), so no apical view sees it (cohort-1.0 drew it with σ = 0.03).
@@ -97,14 +127,23 @@ SHAPE_MODES: Final[tuple[ModeSpec, ...]] = (
     ModeSpec("basal_ellipticity", 0.10, 0.04, "log r",
              "basal short-axis ellipticity, minor axis along −120°/60° (aorto-mitral / septal-lateral)"),
     ModeSpec("annular_saddle", 2.5, 1.0, "mm", "mitral saddle: half the annular height, highs at −120° and 60° (≥ 0)"),
+    # --- radius profile (cohort-2.2; range and sources in the module docstring)
+    ModeSpec("conicity", 0.3, 0.3, "exp",
+             "apical taper: exponent 1 + κ on the apical half-ellipse (0 = prolate, 1 = conical tip, bullet-like)"),
 )
-"""The 22 local shape modes (with EDV and sphericity: 24 modes). ``trefoil_s3`` (sin 3φ) of
+"""The 23 local shape modes (with EDV and sphericity: 25 modes). ``trefoil_s3`` (sin 3φ) of
 cohort-1.0 is dropped: it vanishes on all three nominal planes (0°, −60°, −120°), so no apical
 view can see it and it only set an error floor the prior could not lift."""
 
 NON_NEGATIVE_MODES: Final[tuple[str, ...]] = ("mitral_dome", "lvot_height", "annular_saddle")
 BASAL_MODES: Final[tuple[str, ...]] = ("lvot_height", "lvot_bulge", "basal_ellipticity", "annular_saddle")
 """Modes added in cohort-2.0; their z-scores are drawn after every cohort-1.0 draw."""
+PROFILE_MODES: Final[tuple[str, ...]] = ("conicity",)
+"""Modes added in cohort-2.2; their z-scores are drawn after the basal modes' (every cohort-2.0
+draw of a seed is kept)."""
+CONICITY_MIN: Final[float] = -0.5
+"""Floor of ``conicity`` (apical exponent ≥ 0.5 · p; z is clipped at ±2.5 so it is never reached
+by the cohort, only guards hand-built parameters)."""
 LVOT_AZIMUTH_DEG: Final[float] = -120.0
 """Azimuth of the aortic valve / outflow tract (the A3C plane's antero-septal side)."""
 LVOT_HALF_WIDTH_DEG: Final[float] = 28.0
@@ -120,7 +159,7 @@ Z_CLIP: Final[float] = 2.5
 
 @dataclass(frozen=True)
 class ShapeParams:
-    """End-diastolic cavity parameters: EDV (mL), sphericity index, 22 local mode values.
+    """End-diastolic cavity parameters: EDV (mL), sphericity index, 23 local mode values.
 
     ``modes`` holds the *values* (mean + z·std, in each mode's unit), not z-scores.
     """
@@ -246,6 +285,22 @@ def rim_height(params: ShapeParams, length: float, phi: FloatArray) -> FloatArra
     return out
 
 
+def radius_profile(nu: FloatArray, nu_b: float, p: float, conicity: float) -> FloatArray:
+    """Unit radius profile (n,) along the prolate angle ``nu`` (n,) (max 1).
+
+    ``sin(ν)^q`` with ``q = p · (1 + κ)`` on the apical side (ν < 90°) and ``q = p`` basal to the
+    equator: κ = 0 is the truncated prolate spheroid, κ = 1 (p = 1) gives the apical generatrix
+    ``x (2 − x)`` (x = s / s_equator), a conical tip joined tangentially (C¹) to the widest level.
+    The basal part, the annulus ratio ``sin(ν_b)^p`` and the widest level are unchanged.
+    """
+    k = max(float(conicity), CONICITY_MIN)
+    apical = nu < 0.5 * math.pi
+    q = np.where(apical, p * (1.0 + k), p)
+    rho: FloatArray = np.sin(nu) ** q
+    peak = 1.0 if nu_b >= 0.5 * math.pi else math.sin(nu_b) ** (p * (1.0 + k))
+    return rho / peak
+
+
 def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -> EDShape:
     """Watertight end-diastolic cavity (canonical frame, mm) with volume exactly ``params.edv_ml``."""
     nu_b = math.radians(params.mode("truncation"))
@@ -254,8 +309,7 @@ def build_ed_shape(params: ShapeParams, template: Template = DEFAULT_TEMPLATE) -
     nu = template.wall_t * nu_b
     s = (1.0 - np.cos(nu)) / (1.0 - math.cos(nu_b))
     s[-1] = 1.0
-    peak = 1.0 if nu_b >= math.pi / 2 else math.sin(nu_b) ** p
-    rho0 = np.sin(nu) ** p / peak
+    rho0 = radius_profile(nu, nu_b, p, params.mode("conicity"))
     phi = template.phi
     r = rho0[:, None] * np.exp(log_radius(params, s, phi))  # (n_wall, n_phi), unit max radius ~1
     bow = 4.0 * s * (1.0 - s)

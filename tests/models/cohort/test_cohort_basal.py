@@ -14,6 +14,7 @@ from models.cohort.shape_model import (
     BASAL_MODES,
     LVOT_AZIMUTH_DEG,
     MODE_INDEX,
+    PROFILE_MODES,
     SHAPE_MODES,
     ShapeParams,
     build_ed_shape,
@@ -42,7 +43,8 @@ def _base_ring(p: ShapeParams) -> np.ndarray:
 
 def test_basal_modes_are_appended_and_trefoil_s3_is_gone() -> None:
     names = [m.name for m in SHAPE_MODES]
-    assert names[-len(BASAL_MODES):] == list(BASAL_MODES)
+    assert names[-len(BASAL_MODES) - len(PROFILE_MODES):-len(PROFILE_MODES)] == list(BASAL_MODES)
+    assert names[-len(PROFILE_MODES):] == list(PROFILE_MODES)
     assert "trefoil_s3" not in names and "trefoil_c3" in names
 
 
