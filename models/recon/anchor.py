@@ -321,13 +321,15 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     stopped = False
     step = 0
     for step in range(cfg.max_steps):
+        tuning = bool(decoder_params) and step >= cfg.finetune_start_steps
+        probe_phase = optimise_probes and step >= cfg.probe_warmup_steps and (step % cycle) >= cfg.shape_steps
+        # the decoder's gradients are used only in tuning shape steps: elsewhere autograd skips them
+        _set_requires_grad(decoder_params, tuning and not probe_phase)
         if optimise_probes and candidates is not None and step == cfg.probe_warmup_steps:
             tilts = choose_foreshortening(prior, latent()[0], bank, probes, candidates, cfg, generator)
-        tuning = bool(decoder_params) and step >= cfg.finetune_start_steps
         if tuning and build is not None and (hold_back is None or (
                 cfg.unseen_refresh_steps > 0 and (step - cfg.finetune_start_steps) % cfg.unseen_refresh_steps == 0)):
             hold_back = build(latent()[0].detach())
-        probe_phase = optimise_probes and step >= cfg.probe_warmup_steps and (step % cycle) >= cfg.shape_steps
         n = point_count(step, cfg.points_ramp_steps, cfg.points_start, cfg.points_end)
         rc, target = bank.sample(frames, max(n // bank.n_views, 1), generator)
         alpha = alpha_per_mm(cfg.alpha_start, cfg.alpha_end, cfg.sdf_unit_mm, step / max(cfg.anneal_steps, 1))
@@ -349,9 +351,6 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
         opt.lr_scale = cosine_factor(step, cfg.lr_decay_steps, cfg.lr_floor)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        if not tuning:
-            for p in decoder_params:
-                p.grad = None
         opt.step()
         value = float(loss.detach())
         history.append(value)
@@ -362,10 +361,15 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
             control.report(step / cfg.max_steps, step, cfg.max_steps)
             if step % 100 == 0:
                 control.check()
-    for p in decoder_params:
-        p.requires_grad_(False)
+    _set_requires_grad(decoder_params, False)
     with torch.no_grad():
         z_final = latent()[0].detach().clone()
     if tilts is None:
         tilts = [float(w) for w in probes.fs.detach()]
     return AnchorFit(z_final, probes, prior, step + 1, stopped, time.perf_counter() - start, history, tilts)
+
+
+def _set_requires_grad(params: Sequence[nn.Parameter], flag: bool) -> None:
+    for p in params:
+        if p.requires_grad != flag:
+            p.requires_grad_(flag)

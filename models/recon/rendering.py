@@ -40,6 +40,7 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from models.geometry.frames import ProbePose
+from models.recon.sampling import cumulative_rows, sample_rows
 
 
 def skew(w: Tensor) -> Tensor:
@@ -202,13 +203,17 @@ class PixelBank:
     """Observed masks of K frames × V views, padded to a common (H, W), ready to sample.
 
     ``targets`` (K, V, H·W) float {0, 1}; ``probs`` (K·V, H·W) sampling probabilities
-    (boundary weighted, 0 on padding); ``spacing`` (V, 2) mm; ``shape`` (H, W); ``width`` W.
+    (boundary weighted, 0 on padding); ``spacing`` (V, 2) mm; ``shape`` (H, W); ``width`` W;
+    ``cdf`` (K·V, H·W) float64 and ``valid`` (K·V,) the rows' cumulative distributions, built once
+    (:mod:`models.recon.sampling`: the same draws as ``torch.multinomial`` on ``probs``).
     """
 
     targets: Tensor
     probs: Tensor
     spacing: Tensor
     shape: tuple[int, int]
+    cdf: Tensor
+    valid: Tensor
 
     @property
     def n_frames(self) -> int:
@@ -238,11 +243,15 @@ class PixelBank:
                 if seen is not None:
                     w_f = w_f * seen
                 probs[f, v, :hv, :wv] = w_f / max(float(w_f.sum()), 1e-12)
+        probs_t = torch.tensor(probs.reshape(k * len(masks), h * w), dtype=torch.float32, device=device)
+        cdf, valid = cumulative_rows(probs_t)
         return cls(
             targets=torch.tensor(targets.reshape(k, len(masks), h * w), device=device),
-            probs=torch.tensor(probs.reshape(k * len(masks), h * w), dtype=torch.float32, device=device),
+            probs=probs_t,
             spacing=torch.tensor(np.asarray(spacings, dtype=np.float32), device=device),
             shape=(h, w),
+            cdf=cdf,
+            valid=valid,
         )
 
     def select(self, views: Sequence[int]) -> PixelBank:
@@ -250,7 +259,9 @@ class PixelBank:
         idx = torch.tensor(list(views), dtype=torch.long, device=self.targets.device)
         k, v = self.n_frames, self.n_views
         probs = self.probs.reshape(k, v, -1)[:, idx].reshape(k * len(idx), -1)
-        return PixelBank(self.targets[:, idx], probs, self.spacing[idx], self.shape)
+        cdf = self.cdf.reshape(k, v, -1)[:, idx].reshape(k * len(idx), -1)
+        valid = self.valid.reshape(k, v)[:, idx].reshape(-1)
+        return PixelBank(self.targets[:, idx], probs, self.spacing[idx], self.shape, cdf, valid)
 
     def sample(self, frames: Tensor, n_per_view: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw ``n_per_view`` pixels per (frame, view), boundary weighted, with replacement.
@@ -260,7 +271,11 @@ class PixelBank:
         """
         v = self.n_views
         rows = (frames[:, None] * v + torch.arange(v, device=frames.device)[None]).reshape(-1)
-        idx = torch.multinomial(self.probs[rows], n_per_view, replacement=True, generator=generator)
+        if len(rows) == len(self.probs) and bool((rows == torch.arange(len(rows), device=rows.device)).all()):
+            probs, cdf, valid = self.probs, self.cdf, self.valid  # every row, in order: no copy
+        else:
+            probs, cdf, valid = self.probs[rows], self.cdf[rows], self.valid[rows]
+        idx = sample_rows(probs, cdf, valid, n_per_view, generator)
         idx = idx.reshape(len(frames), v, n_per_view)
         target = torch.gather(self.targets[frames], 2, idx)
         w = self.shape[1]

@@ -12,7 +12,7 @@ from recon_analytic import analytic_prior, ellipsoid_volume_ml
 from models.errors import ErrorCode, InputError
 from models.geometry.mesh import Mesh, is_watertight
 from models.recon.control import ReconstructionCancelled
-from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.recon.pipeline import ReconConfig, flush_denormals, reconstruct_study
 from tests.models.recon.conftest import ellipsoid_study
 
 CYCLE = [(25.0, 21.0, 45.0), (22.0, 18.5, 42.0), (20.0, 17.0, 40.0), (23.0, 19.5, 43.5)]
@@ -138,3 +138,14 @@ def test_paper_profile_follows_the_reference_schedule() -> None:
     assert (cfg.anchor.points_end, cfg.anchor.alpha_start, cfg.anchor.alpha_end) == (4096, 20.0, 150.0)
     assert (cfg.motion.steps, cfg.motion.frames_per_step) == (2000, 1)
     assert (cfg.motion.lambda_transport, cfg.motion.lambda_smooth, cfg.anchor.dice_weight) == (0.5, 1e-3, 0.5)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_denormals_are_flushed_only_inside_the_block(enabled: bool) -> None:
+    if enabled and not torch.set_flush_denormal(False):  # also the state outside: off
+        pytest.skip("this CPU cannot flush denormals")
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
+    with flush_denormals(enabled):
+        inside = float((tiny * 1.0)[0])
+    assert inside == (0.0 if enabled else pytest.approx(1e-39, rel=1e-3))
+    assert float((tiny * 1.0)[0]) == pytest.approx(1e-39, rel=1e-3)  # switched off again afterwards
