@@ -159,9 +159,8 @@ def echogenicity_map(lv_mask: NDArray[np.uint8], spacing_mm: tuple[float, float]
     if f is None:
         return np.asarray(tissue)
     s, v = _sv(shape, spacing_mm, f)
-    unmarked = bool(rng.uniform() < UNMARKED_PLANE_FRACTION)  # wide open valve, no bright plane
-    if unmarked_plane is not None:
-        unmarked = unmarked_plane
+    drawn = bool(rng.uniform() < UNMARKED_PLANE_FRACTION)  # wide open valve, no bright plane (always drawn)
+    unmarked = drawn if unmarked_plane is None else unmarked_plane
     if with_chambers:
         la, others = _chambers(lv, s, v, f, view, spacing_mm, rng, wide_inflow=unmarked)
     else:

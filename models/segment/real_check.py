@@ -22,6 +22,7 @@ from models.ingest.loader import blank_outside, decode_inputs
 from models.ingest.masks import clean_masks
 from models.ingest.preview import overlay
 from models.phase import analyse_cycle
+from models.quality.signals import long_axis_length_mm
 from models.segment.protocol import Segmenter
 from models.study import validate_masks
 
@@ -33,18 +34,6 @@ def largest_component(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
     sizes = np.bincount(lab.ravel())[1:]
     out: NDArray[np.uint8] = (lab == int(np.argmax(sizes)) + 1).astype(np.uint8)
     return out
-
-
-def lv_length_mm(mask: NDArray[np.uint8], spacing_mm: tuple[float, float]) -> float:
-    """Extent (mm) of the mask along its principal axis (0 for an empty mask)."""
-    rows, cols = np.nonzero(mask)
-    if rows.size < 3:
-        return 0.0
-    pts = np.stack([rows * spacing_mm[0], cols * spacing_mm[1]], axis=1)
-    pts = pts - pts.mean(axis=0)
-    axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
-    proj = pts @ axis
-    return float(proj.max() - proj.min())
 
 
 @dataclass
@@ -107,7 +96,7 @@ def check_clip(name: str, paths: list[Path], manifest: dict[str, Any], segmenter
     out.n_frames, out.shape, out.spacing_mm, out.fps = len(masks), masks.shape[1:3], spacing, fps
     areas = masks.reshape(len(masks), -1).sum(axis=1) * (spacing[0] * spacing[1] / 100.0)
     out.areas_cm2 = [float(a) for a in areas]
-    out.lengths_mm = [lv_length_mm(m, spacing) for m in masks]
+    out.lengths_mm = [long_axis_length_mm(m, spacing) for m in masks]
     out.empty_frames = int((areas == 0).sum())
     try:
         c = analyse_cycle(areas, fps)
