@@ -221,7 +221,7 @@ def real_lv(
     with user_errors():
         import torch
 
-        from models.bench.accuracy import AccuracyOptions, real_lv_truth, run_accuracy, write_accuracy
+        from models.bench.accuracy import REAL_LV_TARGETS, AccuracyOptions, real_lv_truth, run_accuracy, write_accuracy
         from models.device import resolve_device
         from models.geometry.frames import VIEW_NAMES
 
@@ -231,7 +231,7 @@ def real_lv(
                                overrides=parse_settings(settings))
         truths = (real_lv_truth(path, seed=seed + i, perturbation_strength=perturbation) for i in range(draws))
         doc = run_accuracy(truths, load_prior_for(prior, dev), opts, dev,
-                           progress=lambda i, row: typer.echo(_row_line(i, row), err=True))
+                           progress=lambda i, row: typer.echo(_row_line(i, row), err=True), targets=REAL_LV_TARGETS)
         doc["command"] = "echo4d bench " + " ".join(sys.argv[sys.argv.index("real-lv"):]) \
             if "real-lv" in sys.argv else "echo4d bench real-lv"
         tag = f"real-lv-{profile}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-d{draws}"

@@ -2,7 +2,7 @@
 
 ``out_dir/case_XXXXXX/`` per seed (``writer.write_case``) and ``out_dir/cohort.json``::
 
-    {"format": "echo4d-cohort/1", "generator_version": "cohort-2.2", "split": "train",
+    {"format": "echo4d-cohort/1", "generator_version": "cohort-2.3", "split": "train",
      "seeds": [...], "config": {...}, "cases": [{"seed", "split", "phenotype", "edv_ml",
      "esv_ml", "ef_percent", "n_frames", "dir"}, ...]}
 

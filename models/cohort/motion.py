@@ -17,9 +17,12 @@ atrial kick (A wave)      0.85 → 1               0.18 → 0 (ED)
 
 Deformation at contraction c of a wall point at ED (axial s, angle φ, AHA weight w(s, φ)):
 
-* radial contraction toward the ring's ED centroid: ``r ← r · (1 − c · k · w)`` for ``w ≥ 0``
+* radial contraction toward the ring's ED centroid: ``r ← r · (1 − c · k · w · h(s))`` for ``w ≥ 0``
   (``w`` = 1 normal, 0 akinetic) and ``r ← r · (1 + c · 0.2 · |w|)`` for dyskinetic walls
-  (``w < 0``: the wall bulges out in systole, independently of ``k``);
+  (``w < 0``: the wall bulges out in systole, independently of ``k``). ``h(s) = 1 + γ · (1 − 2s)``
+  (cohort-2.3, γ = ``apical_gradient``) lets the apex shorten its radius more than the base, as
+  endocardial circumferential shortening does in normal hearts (it grows from base to apex: MRI
+  tagging, Moore et al., Radiology 2000, and the echo strain norms; quoted from memory, not fitted);
 * long-axis shortening (base descent; the apex stays at the origin):
   ``z ← z · (1 − c · ls · g(φ))`` with ``g = 0.5 + 0.5 · w_basal(φ)`` so hypokinetic walls
   descend less;
@@ -47,6 +50,8 @@ K_MAX = 0.55
 """Largest radial fraction: a normal wall shrinks to at most 45 % of its ED radius."""
 DYSKINESIA_FRACTION = 0.2
 """Outward radial motion per unit negative wall-motion weight (w = −0.6 → +12 % radius at ES)."""
+MAX_APICAL_GRADIENT = 0.5
+"""Largest |γ|: with k ≤ K_MAX the apex shrinks to at most 1 − 0.55 · 1.5 ≈ 18 % of its ED radius."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class MotionParams:
 
     ``segment_motion`` (17,) is the AHA wall-motion weight per segment (1 normal, 0.3–0.6
     hypokinetic, ~0 akinetic, < 0 dyskinetic). ``radial_fraction`` is ``k`` (solved for the EF
-    target by :func:`solve_radial_fraction`; ``None`` before solving).
+    target by :func:`solve_radial_fraction`; ``None`` before solving). ``apical_gradient`` γ scales
+    the radial contraction by ``1 + γ`` at the apex and ``1 − γ`` at the base (0: uniform).
     """
 
     ef_target: float
@@ -66,10 +72,13 @@ class MotionParams:
     systole_fraction: float
     heart_rate_bpm: float
     radial_fraction: float | None = None
+    apical_gradient: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.segment_motion) != N_SEGMENTS:
             raise ValueError(f"segment_motion needs {N_SEGMENTS} values")
+        if not (-MAX_APICAL_GRADIENT <= self.apical_gradient <= MAX_APICAL_GRADIENT):
+            raise ValueError(f"apical_gradient must be within ±{MAX_APICAL_GRADIENT}")
         if not (0.2 <= self.systole_fraction <= 0.5):
             raise ValueError("systole_fraction must be within 0.2–0.5")
         if not (20.0 <= self.heart_rate_bpm <= 200.0):
@@ -90,6 +99,7 @@ class MotionParams:
             "systole_fraction": self.systole_fraction,
             "heart_rate_bpm": self.heart_rate_bpm,
             "radial_fraction": self.radial_fraction,
+            "apical_gradient": self.apical_gradient,
         }
 
 
@@ -125,7 +135,7 @@ class MotionField:
     """Per-wall-vertex motion weights precomputed for one ED shape."""
 
     ring_centre: FloatArray  # (n_wall, 1, 2)
-    radial_weight: FloatArray  # (n_wall, n_phi)
+    radial_weight: FloatArray  # (n_wall, n_phi): w, times h(s) where w ≥ 0
     long_weight: FloatArray  # (1, n_phi)
     twist_profile: FloatArray  # (n_wall, 1) radians per unit contraction
 
@@ -138,9 +148,10 @@ def motion_field(ed: EDShape, motion: MotionParams) -> MotionField:
     w = regional_field(seg, ed.s[:, None], t.phi[None, :])
     w_basal = regional_field(seg, np.full(t.n_phi, 0.5 * (LEVEL_EDGES[2] + 1.0)), t.phi)
     twist = np.radians(motion.twist_apex_deg * (1.0 - ed.s) + motion.twist_base_deg * ed.s)
+    h = 1.0 + motion.apical_gradient * (1.0 - 2.0 * ed.s[:, None])
     return MotionField(
         ring_centre=wall[:, :, :2].mean(axis=1, keepdims=True),
-        radial_weight=w,
+        radial_weight=np.where(w >= 0.0, w * h, w),
         long_weight=(0.5 + 0.5 * w_basal)[None, :],
         twist_profile=twist[:, None],
     )

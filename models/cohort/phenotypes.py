@@ -17,8 +17,12 @@ regional_hypokinesia   0.25    90–210       0.60 ± 0.05  28–55      LAD / R
 
 SI is the sphericity index D_eq / L (``shape_model``); long-axis shortening, twist and the
 systolic fraction (0.28–0.40, rising with heart rate 55–95 bpm, 65–100 for DCM) are drawn per
-phenotype too (see the code). Every random number is drawn in a fixed order whatever the
-phenotype, so a seed maps to one subject independently of later code paths.
+phenotype too (see the code). The apical gradient of radial contraction γ (cohort-2.3,
+``motion``) is N(0.15, 0.10) clipped to ±0.5 for every phenotype: apex/base contraction ratio
+(1 + γ)/(1 − γ) ≈ 1.35 at the mean, the base-to-apex rise of endocardial circumferential
+shortening in normal hearts (quoted from memory; not fitted to any case). Every random number is
+drawn in a fixed order whatever the phenotype, so a seed maps to one subject independently of later
+code paths.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Final
 
 import numpy as np
 
-from models.cohort.motion import MotionParams
+from models.cohort.motion import MAX_APICAL_GRADIENT, MotionParams
 from models.cohort.segments import CORONARY_TERRITORIES, N_SEGMENTS
 from models.cohort.shape_model import BASAL_MODES, PROFILE_MODES, SHAPE_MODES, ShapeParams
 
@@ -38,6 +42,8 @@ _V1_KEPT: Final[tuple[int, ...]] = tuple(i for i in range(N_V1_MODES) if i != 6)
 
 PHENOTYPES: Final[tuple[str, ...]] = ("normal", "dcm", "hypertrophic", "apical_aneurysm", "regional_hypokinesia")
 PHENOTYPE_WEIGHTS: Final[tuple[float, ...]] = (0.30, 0.20, 0.15, 0.10, 0.25)
+APICAL_GRADIENT_MEAN: Final[float] = 0.15
+APICAL_GRADIENT_SD: Final[float] = 0.10
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None) -> PhenotypeDraw:
     """Draw one subject's shape and motion parameters (phenotype drawn too unless given)."""
     # Fixed-order draws: phenotype, 19 z-scores, 12 uniforms, 17 jitters, 17 picks, 2 normals, then
-    # (cohort-2.0) the basal modes' z-scores, then (cohort-2.2) the radius-profile mode's: every
-    # cohort-1.0 and cohort-2.0 parameter of a seed is unchanged.
+    # (cohort-2.0) the basal modes' z-scores, then (cohort-2.2) the radius-profile mode's, then
+    # (cohort-2.3) the apical gradient's: every older parameter of a seed is unchanged.
     pick = int(rng.choice(len(PHENOTYPES), p=np.asarray(PHENOTYPE_WEIGHTS)))
     name = phenotype if phenotype is not None else PHENOTYPES[pick]
     if name not in PHENOTYPES:
@@ -72,6 +78,8 @@ def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None
     z_basal = rng.standard_normal(len(BASAL_MODES))
     z = np.concatenate([z_v1[list(_V1_KEPT)], z_basal, rng.standard_normal(len(PROFILE_MODES))])
     assert len(z) == len(SHAPE_MODES)
+    gradient = float(np.clip(APICAL_GRADIENT_MEAN + APICAL_GRADIENT_SD * rng.standard_normal(),
+                             -MAX_APICAL_GRADIENT, MAX_APICAL_GRADIENT))
 
     def sphericity(mean: float, sd: float, lo: float, hi: float) -> float:
         return float(np.clip(mean + sd * g[1], lo, hi))
@@ -137,5 +145,6 @@ def draw_phenotype_params(rng: np.random.Generator, phenotype: str | None = None
         segment_motion=tuple(float(v) for v in seg),
         systole_fraction=alpha,
         heart_rate_bpm=hr,
+        apical_gradient=gradient,
     )
     return PhenotypeDraw(name, shape, motion, territory, affected)

@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from typing import Final
 
-GENERATOR_VERSION: Final[str] = "cohort-2.2"
+GENERATOR_VERSION: Final[str] = "cohort-2.3"

@@ -136,3 +136,51 @@ def test_fps_option_covers_more_than_a_cycle() -> None:
     rr = s.motion.rr_s
     cyc = build_cycle(s.ed_shape(), s.motion, 40, fps=30.0 / rr)  # 40 frames at 30 per cycle
     np.testing.assert_allclose(cyc.volumes_ml[30], cyc.volumes_ml[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("gamma", [-0.2, 0.0, 0.15, 0.4])
+def test_apical_gradient_closed_form(gamma: float) -> None:
+    """Each wall ring's radius at ES is its ED radius × (1 − k·(1 + γ(1 − 2s))) (no twist, no base descent)."""
+    s = generate_subject(4, "normal")
+    ed = s.ed_shape()
+    m = _neutral(s.motion, radial_fraction=0.3, apical_gradient=gamma)
+    field = motion_field(ed, m)
+    wall_es = deform(ed, field, m, 1.0)[DEFAULT_TEMPLATE.wall_slice].reshape(ed.wall.shape)
+    r_ed = np.linalg.norm(ed.wall[:, :, :2] - field.ring_centre, axis=-1)
+    r_es = np.linalg.norm(wall_es[:, :, :2] - field.ring_centre, axis=-1)
+    expected = 1.0 - 0.3 * (1.0 + gamma * (1.0 - 2.0 * ed.s))
+    np.testing.assert_allclose(r_es / r_ed, np.broadcast_to(expected[:, None], r_ed.shape), rtol=1e-9)
+
+
+def test_apical_gradient_keeps_the_ef_exact_and_dyskinesia_unscaled() -> None:
+    s = generate_subject(5, "apical_aneurysm")
+    ed = s.ed_shape()
+    flat = dataclasses.replace(s.motion, apical_gradient=0.0)
+    w_flat, w_grad = motion_field(ed, flat).radial_weight, motion_field(ed, s.motion).radial_weight
+    assert s.motion.apical_gradient != 0.0
+    np.testing.assert_array_equal(w_grad[w_flat < 0], w_flat[w_flat < 0])  # bulging walls: not scaled
+    es = Mesh(deform(ed, motion_field(ed, s.motion), s.motion, 1.0), ed.template.faces)
+    ef = 100.0 * (1.0 - mesh_volume_ml(es) / mesh_volume_ml(ed.mesh))
+    assert ef == pytest.approx(s.motion.ef_target, abs=1e-6)  # k is still solved exactly (quadratic in k)
+
+
+@pytest.mark.parametrize(("seed", "pinned"), [
+    (3, (64.86435471993927, 0.13217029880817413, -9.617163129823693, 57.70129509326041)),
+    (900000, (46.17368408369619, 0.08477524961064986, -5.655679139393631, 67.75041276451523)),
+])
+def test_gradient_is_drawn_last_every_older_motion_parameter_kept(seed: int, pinned: tuple[float, ...]) -> None:
+    """cohort-2.2's EF target, long-axis shortening, twist and heart rate of a seed (pinned) are unchanged."""
+    m = generate_subject(seed).motion
+    assert (m.ef_target, m.long_shortening, m.twist_apex_deg, m.heart_rate_bpm) == pinned
+
+
+@pytest.mark.parametrize("phenotype", PHENOTYPES)
+def test_every_phenotype_draws_a_gradient(phenotype: str) -> None:
+    values = [generate_subject(seed, phenotype).motion.apical_gradient for seed in range(12)]
+    assert len(set(values)) == len(values) and all(-0.5 <= v <= 0.5 for v in values)
+    assert 0.0 < float(np.mean(values)) < 0.3
+
+
+def test_apical_gradient_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="apical_gradient"):
+        dataclasses.replace(generate_subject(1).motion, apical_gradient=0.8)

@@ -163,3 +163,20 @@ def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path:
     assert "esv_ml" not in row and "edv_error_ratio_simpson_over_ours" in doc["summary"]
     assert "esv_error_ratio_simpson_over_ours" not in doc["summary"]
     assert doc["options"]["overrides"] == [["ed_only", "true"], ["anchor.max_steps", "20"]]
+
+
+def test_bench_accuracy_4d_rows_carry_both_volume_curves(tmp_path: Path, smoke_prior_path: Path) -> None:
+    from cli import bench_recon  # noqa: F401  (registers the commands)
+    from cli.bench import bench_app
+
+    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4",
+                                    "--set", "anchor.max_steps=10", "--set", "motion.steps=5",
+                                    "--prior", str(smoke_prior_path), "--out", str(tmp_path), "--tag", "-4d"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(next(tmp_path.glob("accuracy-*-n1-4d.json")).read_text())
+    row = doc["rows"][0]
+    assert len(row["volumes_ml"]) == len(row["true_volumes_ml"]) == 4
+    assert row["esv_ml"] == pytest.approx(min(row["volumes_ml"]), abs=0.01)
+    assert row["edv_ml"] == pytest.approx(max(row["volumes_ml"]), abs=0.01)
+    assert row["true_esv_ml"] == pytest.approx(min(row["true_volumes_ml"]), abs=0.01)
+    assert "volumes_ml" not in doc["summary"]  # lists are per case, not summarised
