@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,15 +150,21 @@ def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], sa
     assert res.exit_code == 2 and says in res.output, res.output
 
 
-def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path: Path) -> None:
+def _bench_one_case(tmp_path: Path, prior: Path, *settings: str) -> dict[str, Any]:
+    """``echo4d bench accuracy`` on test case 900001 (smoke profile, 4 frames) with ``--set`` ``settings``."""
     from cli import bench_recon  # noqa: F401  (registers the commands)
     from cli.bench import bench_app
 
-    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4",
-                                    "--set", "ed_only=true", "--set", "anchor.max_steps=20",
-                                    "--prior", str(smoke_prior_path), "--out", str(tmp_path), "--tag", "-3d"])
+    args = [a for setting in settings for a in ("--set", setting)]
+    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4", *args,
+                                    "--prior", str(prior), "--out", str(tmp_path), "--tag", "-t"])
     assert res.exit_code == 0, res.output
-    doc = json.loads(next(tmp_path.glob("accuracy-*-n1-3d.json")).read_text())
+    doc: dict[str, Any] = json.loads(next(tmp_path.glob("accuracy-*-n1-t.json")).read_text())
+    return doc
+
+
+def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path: Path) -> None:
+    doc = _bench_one_case(tmp_path, smoke_prior_path, "ed_only=true", "anchor.max_steps=20")
     row = doc["rows"][0]
     assert row["case"] == "cohort-900001" and row["anchor_steps"] == 20
     assert "esv_ml" not in row and "edv_error_ratio_simpson_over_ours" in doc["summary"]
@@ -166,14 +173,7 @@ def test_bench_accuracy_ed_only_with_overrides(tmp_path: Path, smoke_prior_path:
 
 
 def test_bench_accuracy_4d_rows_carry_both_volume_curves(tmp_path: Path, smoke_prior_path: Path) -> None:
-    from cli import bench_recon  # noqa: F401  (registers the commands)
-    from cli.bench import bench_app
-
-    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4",
-                                    "--set", "anchor.max_steps=10", "--set", "motion.steps=5",
-                                    "--prior", str(smoke_prior_path), "--out", str(tmp_path), "--tag", "-4d"])
-    assert res.exit_code == 0, res.output
-    doc = json.loads(next(tmp_path.glob("accuracy-*-n1-4d.json")).read_text())
+    doc = _bench_one_case(tmp_path, smoke_prior_path, "anchor.max_steps=10", "motion.steps=5")
     row = doc["rows"][0]
     assert len(row["volumes_ml"]) == len(row["true_volumes_ml"]) == 4
     assert row["esv_ml"] == pytest.approx(min(row["volumes_ml"]), abs=0.01)
