@@ -49,7 +49,10 @@ from models.study import Study, ViewSequence
 if TYPE_CHECKING:
     from models.prior.model import ShapePrior
 
-TARGETS = {
+Targets = dict[str, tuple[str, float]]
+"""Summary column → (``<=`` or ``>=``, value), compared with the column's mean."""
+
+TARGETS: Targets = {
     "ed_mae_mm": ("<=", 0.85),
     "ed_hausdorff_mm": ("<=", 4.5),
     "unseen_dice_mean": (">=", 0.955),
@@ -60,10 +63,8 @@ TARGETS = {
 """Issue #14's targets (means): surface error, unseen-view Dice (A4C+A3C → A2C), and each mean absolute
 volume / EF error at most half of Simpson's on the same masks (Simpson's / ours ≥ 2)."""
 
-REAL_LV_TARGETS = {f"{w}_error_ratio_simpson_over_ours": (">=", 1.0) for w in ("edv", "esv", "ef")}
+REAL_LV_TARGETS: Targets = {f"{w}_error_ratio_simpson_over_ours": (">=", 1.0) for w in ("edv", "esv", "ef")}
 """Issue #14's targets on the real LV: each mean absolute error below Simpson's on the same masks."""
-
-Targets = dict[str, tuple[str, float]]
 
 
 @dataclass(frozen=True)
