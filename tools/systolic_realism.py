@@ -13,13 +13,12 @@ reported for all phenotypes and for the ``normal`` ones (the real case has EF 60
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from models.cohort.basal import section
+from models.cohort.basal import basal_metrics, section
 from models.cohort.realism import REALISM_SEED_OFFSET
 from models.cohort.subject import generate_subject
 from models.cohort.version import GENERATOR_VERSION
@@ -35,19 +34,16 @@ def _area(mesh: Mesh, z_mm: float) -> float:
     return s.area_mm2 if s is not None else 0.0
 
 
-def systolic_metrics(ed: Mesh, es: Mesh, apex_z: tuple[float, float], length_mm: tuple[float, float]
-                     ) -> dict[str, float]:
-    """Level-wise contraction of one cavity; ``apex_z`` and ``length_mm`` are (ED, ES)."""
+def systolic_metrics(ed: Mesh, es: Mesh, length_mm: tuple[float, float]) -> dict[str, float]:
+    """Level-wise contraction of one cavity whose apex is at z = 0 in both phases; ``length_mm`` is (ED, ES)."""
     out: dict[str, float] = {}
-    esv = mesh_volume_ml(es)
-    r_eq = 0.5 * math.sqrt(6.0 * esv * 1000.0 / (math.pi * length_mm[1]))
-    for f in LEVELS:
-        a_ed = _area(ed, apex_z[0] + f * length_mm[0])
-        a_es = _area(es, apex_z[1] + f * length_mm[1])
-        out[f"ES/ED section area z={f}L"] = a_es / a_ed if a_ed > 0 else float("nan")
-        out[f"ES radius z={f}L / r_eq"] = math.sqrt(a_es / math.pi) / r_eq
+    es_radii = basal_metrics(es, length_mm[1], LEVELS).radius_profile  # section radius / r_eq of the ES cavity
+    for f, radius in zip(LEVELS, es_radii, strict=True):
+        a_ed = _area(ed, f * length_mm[0])
+        out[f"ES/ED section area z={f}L"] = _area(es, f * length_mm[1]) / a_ed if a_ed > 0 else float("nan")
+        out[f"ES radius z={f}L / r_eq"] = radius
     out["long-axis shortening"] = 1.0 - length_mm[1] / length_mm[0]
-    out["EF"] = 1.0 - esv / mesh_volume_ml(ed)
+    out["EF"] = 1.0 - mesh_volume_ml(es) / mesh_volume_ml(ed)
     return out
 
 
@@ -57,8 +53,8 @@ def main() -> None:
     v, faces, ring, apex = real["vertices"], real["faces"], real["base_idx"], real["apex_index"]
     ed, es = int(real["ed_frame"]), int(real["es_frame"])
     lengths = tuple(float(np.linalg.norm(v[t, ring].mean(axis=0) - v[t, apex])) for t in (ed, es))
-    real_row = systolic_metrics(Mesh(v[ed], faces), Mesh(v[es], faces), (v[ed, apex, 2], v[es, apex, 2]),
-                                (lengths[0], lengths[1]))
+    ed_mesh, es_mesh = (Mesh(v[t] - np.array([0.0, 0.0, v[t, apex, 2]]), faces) for t in (ed, es))  # apex at z = 0
+    real_row = systolic_metrics(ed_mesh, es_mesh, (lengths[0], lengths[1]))
     rows, phenotypes = [], []
     for seed in range(REALISM_SEED_OFFSET, REALISM_SEED_OFFSET + n):
         subject = generate_subject(seed)
@@ -67,8 +63,7 @@ def main() -> None:
         t = shape.template
         base_ring = np.arange(t.wall_slice.start, t.wall_slice.stop).reshape(t.n_wall, t.n_phi)[-1]
         ls = tuple(float(cycle.vertices[k, base_ring, 2].mean()) for k in (cycle.ed_frame, cycle.es_frame))
-        rows.append(systolic_metrics(cycle.mesh(cycle.ed_frame), cycle.mesh(cycle.es_frame), (0.0, 0.0),
-                                     (ls[0], ls[1])))
+        rows.append(systolic_metrics(cycle.mesh(cycle.ed_frame), cycle.mesh(cycle.es_frame), (ls[0], ls[1])))
         phenotypes.append(subject.phenotype)
     metrics: dict[str, object] = {}
     for name, value in real_row.items():
