@@ -49,13 +49,16 @@ def parse_settings(items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _test_seeds(n: int, offset: int, only: str | None) -> list[int]:
-    from models.cohort.splits import frozen_test_seeds, is_test_seed
+def _split_seeds(split: str, n: int, offset: int, only: str | None) -> list[int]:
+    from models.cohort.splits import SPLITS, split_seeds
     from models.errors import ErrorCode, InputError
 
+    if split not in SPLITS:
+        raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}",
+                         code=ErrorCode.VALIDATION_FAILED, field="split")
     if only is None:
         try:
-            return frozen_test_seeds(n, offset)
+            return split_seeds(split, n, offset)
         except ValueError as exc:
             raise InputError(str(exc), code=ErrorCode.VALIDATION_FAILED, field="n") from exc
     try:
@@ -63,9 +66,9 @@ def _test_seeds(n: int, offset: int, only: str | None) -> list[int]:
     except ValueError as exc:
         raise InputError(f"--cases expects comma-separated integers, got {only!r}",
                          code=ErrorCode.VALIDATION_FAILED, field="cases") from exc
-    bad = [s for s in seeds if not is_test_seed(s)]
+    bad = [s for s in seeds if s not in SPLITS[split]]
     if bad or not seeds:
-        raise InputError(f"--cases must name test-split seeds; not in the split: {bad or 'none given'}",
+        raise InputError(f"--cases must name {split}-split seeds; not in the split: {bad or 'none given'}",
                          code=ErrorCode.VALIDATION_FAILED, field="cases")
     return seeds
 
@@ -92,8 +95,9 @@ def _accuracy_job(job: tuple[int, int, str | None, Any, int]) -> dict[str, Any]:
 
 @bench_app.command("accuracy")
 def accuracy(
-    split: str = typer.Option("test", "--split", help="Only the frozen test split is benchmarked."),
-    n: int = typer.Option(100, "--n", min=1, help="Number of test cases (from the first seed)."),
+    split: str = typer.Option("test", "--split", help="test (the frozen test split: report) or tuning (choose "
+                                                      "settings here)."),
+    n: int = typer.Option(100, "--n", min=1, help="Number of cases (from the split's first seed)."),
     noisy: bool = typer.Option(False, "--noisy", help="Use the simulator's corrupted masks."),
     ablation: str = typer.Option("none", "--ablation", help="none, no-eca, no-probe, no-motion, no-rsa, no-dr."),
     views: str | None = typer.Option(None, "--views", help="Input views, e.g. A4C,A3C (others scored as unseen)."),
@@ -104,12 +108,12 @@ def accuracy(
     threads: int = typer.Option(1, "--threads", min=1, help="torch threads per worker."),
     workers: int = typer.Option(1, "--workers", min=1, help="Cases reconstructed in parallel (CPU only)."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for the JSON and markdown results."),
-    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many test cases first."),
-    only: str | None = typer.Option(None, "--cases", help="Comma-separated test seeds instead of --n/--offset."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many cases of the split first."),
+    only: str | None = typer.Option(None, "--cases", help="Comma-separated seeds of the split (not --n/--offset)."),
     settings: list[str] = SET_OPTION,
     tag_suffix: str = typer.Option("", "--tag", help="Appended to the output file names."),
 ) -> None:
-    """Accuracy on the frozen test split against exact ground truth (JSON + markdown table)."""
+    """Accuracy against exact ground truth on the frozen test split or the tuning split (JSON + markdown)."""
     with user_errors():
         import torch
 
@@ -125,16 +129,13 @@ def accuracy(
         from models.geometry.frames import VIEW_NAMES
         from models.recon.config import ReconConfig
 
-        if split != "test":
-            raise InputError("only --split test is benchmarked (training seeds are what the prior saw)",
-                             code=ErrorCode.VALIDATION_FAILED, field="split")
         torch.set_num_threads(threads)
         dev = resolve_device(device)
         opts = AccuracyOptions(profile=profile, ablation=ablation, views=parse_views(views) or VIEW_NAMES,
                                noisy=noisy, overrides=parse_settings(settings))
         ReconConfig.from_profile(profile).with_ablation(ablation).with_overrides(opts.overrides)  # validate early
         shape_prior = _prior(prior, ablation, dev)  # also validates the checkpoint up front
-        seeds = _test_seeds(n, offset, only)
+        seeds = _split_seeds(split, n, offset, only)
         if not re.fullmatch(r"[A-Za-z0-9._-]*", tag_suffix):
             raise InputError(f"--tag may hold letters, digits, '.', '_' and '-' only, got {tag_suffix!r}",
                              code=ErrorCode.VALIDATION_FAILED, field="tag")
@@ -159,7 +160,9 @@ def accuracy(
             if "accuracy" in sys.argv else "echo4d bench accuracy"
         doc["wall_s"] = time.perf_counter() - start
         doc["threads"], doc["workers"] = threads, workers
-        tag = f"{profile}-{ablation}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-n{n}{tag_suffix}"
+        doc["split"] = split
+        tag = (f"{profile}-{ablation}-{'+'.join(opts.views)}-{'noisy' if noisy else 'clean'}-n{n}"
+               f"{'' if split == 'test' else '-' + split}{tag_suffix}")
         js, md = write_accuracy(doc, out, tag)
         typer.echo(md.read_text())
         typer.echo(f"wrote {js} and {md}")

@@ -171,6 +171,13 @@ class LatentParam(nn.Module):
         """Mean squared Mahalanobis distance (scalar) of latents (..., L) to the training latents."""
         return (((z - self.mean) / self.std) ** 2).mean()
 
+    def curvature(self, z: Tensor) -> Tensor:
+        """Mean squared second difference over time (scalar) of latents (T, L), in training standard
+        deviations: ``mean_t ‖(z_{t+1} − 2z_t + z_{t−1})/σ‖² / L``. Frame-to-frame jitter costs, a
+        smooth cycle (20 frames of a sinusoid: about 0.1 of its amplitude) hardly."""
+        second = (z[2:] - 2.0 * z[1:-1] + z[:-2]) / self.std
+        return (second**2).mean()
+
 
 def linear_call_order(decoder: nn.Module, latent_dim: int, device: torch.device) -> list[nn.Linear]:
     """The decoder's linear layers in the order a forward pass calls them (found with hooks)."""

@@ -5,7 +5,12 @@ Trained per study with the probes frozen (they were fitted at ED):
 * per-frame latents ``z_t`` (initialised from the encoder, or — the default warm start —
   from the fitted ED latent plus the encoder's frame-to-frame change) are refined by a
   bidirectional LSTM, ``z̃ = z + σ ⊙ BiLSTM(z)`` (zero-initialised head, so ``z̃ = z`` at first);
-* each step renders a random subset of frames against their masks (BCE + 0.5·Dice);
+* each step renders a random subset of frames against their masks (BCE + 0.5·Dice), plus
+  ``temporal_weight·(T/T₀)⁴`` × the latents' mean squared second difference over the T frames
+  in training standard deviations (:meth:`LatentParam.curvature`: frame-to-frame jitter of
+  the shapes). The factor makes it a discrete ∫‖z''(phase)‖²: a smooth cycle costs the same
+  at any frame count, the weight means what it meant at ``temporal_reference_frames`` T₀ = 20
+  (the cohort's, where it was tuned), and a 4-frame study is hardly smoothed at all;
 * the velocity field ``v(γ(x), γ(t))`` (MLP with sinusoidal encodings, displacement in mm
   per frame step) is trained by the bidirectional transport loss
   ``E[w(x_t)·f(z̃_{t+1}, x_t + v(x_t, t))²] + E[w(x_{t+1})·f(z̃_t, x_{t+1} − v(x_{t+1}, t))²]``
@@ -59,6 +64,8 @@ class MotionConfig:
     sdf_unit_mm: float = 50.0
     dice_weight: float = 0.5
     prior_weight: float = 1e-3
+    temporal_weight: float = 0.0
+    temporal_reference_frames: int = 20
     warm_start: str = "encoder"
     use_lstm: bool = True
     use_velocity: bool = True
@@ -147,19 +154,48 @@ class MotionFit:
 
 
 def project_to_surface(prior: ReconPrior, z: Tensor, x: Tensor, iterations: int = 3,
-                       max_step_mm: float = 10.0) -> Tensor:
-    """Move points ``x`` (B, N, 3) onto the zero level set of ``f(z (B, L), ·)`` by repeated
-    ``x ← x − f·∇f/‖∇f‖`` (steps clamped to ``max_step_mm``). Returns (B, N, 3), detached."""
+                       max_step_mm: float = 10.0, tol_mm: float = 0.0) -> Tensor:
+    """Move points ``x`` (B, N, 3) onto the zero level set of ``f(z (B, L), ·)`` by Newton steps
+    ``x ← x − f·∇f/‖∇f‖²`` (each at most ``max_step_mm`` long), at most ``iterations`` times; with
+    ``tol_mm > 0`` a point stops moving (and costs nothing more) once its first-order distance
+    ``|f|/‖∇f‖`` to the level set is within ``tol_mm``. Returns (B, N, 3), detached.
+
+    For an exact SDF (‖∇f‖ = 1) this is the reference's ``x − f·∇f/‖∇f‖``; the decoder's gradient
+    is not of unit length, and the reference's step then leaves a residual of ``f·(1 − ‖∇f‖)`` per
+    iteration (two iterations left the real LV's systolic vertices up to 0.5 mm off their surfaces)."""
     x = x.detach()
-    for _ in range(iterations):
-        with torch.enable_grad():
-            xi = x.clone().requires_grad_(True)
-            f = prior.sdf(z.detach(), xi)
-            (grad,) = torch.autograd.grad(f.sum(), xi)
-        normal = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        step = f.detach().clamp(-max_step_mm, max_step_mm)[..., None]
-        x = (x - step * normal).detach()
-    return x
+    if tol_mm <= 0:
+        for _ in range(iterations):
+            x = x - _newton_step(prior, z, x, max_step_mm)[1]
+        return x
+    out = []
+    for b in range(x.shape[0]):
+        xb, active = x[b].clone(), torch.arange(x.shape[1], device=x.device)
+        for _ in range(iterations):
+            distance, step = _newton_step(prior, z[b: b + 1], xb[active][None], max_step_mm)
+            moving = distance[0].abs() > tol_mm
+            active = active[moving]
+            if len(active) == 0:
+                break
+            xb[active] -= step[0][moving]
+        out.append(xb)
+    return torch.stack(out)
+
+
+MIN_GRADIENT_NORM = 0.2
+"""Newton steps divide by ``max(‖∇f‖, this)``: near a critical point of ``f`` the step stays finite."""
+
+
+def _newton_step(prior: ReconPrior, z: Tensor, x: Tensor, max_step_mm: float) -> tuple[Tensor, Tensor]:
+    """The first-order signed distance ``f/‖∇f‖`` (B, N) from ``x`` (B, N, 3) to the zero level set
+    of ``f(z, ·)`` and the Newton step to it (B, N, 3), its length clamped to ``max_step_mm``; detached."""
+    with torch.enable_grad():
+        xi = x.detach().clone().requires_grad_(True)
+        f = prior.sdf(z.detach(), xi)
+        (grad,) = torch.autograd.grad(f.sum(), xi)
+    norm = grad.norm(dim=-1, keepdim=True).clamp_min(MIN_GRADIENT_NORM)
+    distance = f.detach()[..., None] / norm
+    return distance[..., 0], distance.clamp(-max_step_mm, max_step_mm) * grad / norm
 
 
 def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: ProbeParams, surface_seed: Tensor,
@@ -186,6 +222,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         groups.append((list(velocity.parameters()), cfg.lr_velocity))
     opt = Adam(groups)
     alpha = alpha_per_mm(cfg.alpha, cfg.alpha, cfg.sdf_unit_mm, 1.0)
+    temporal_weight = cfg.temporal_weight * (n_frames / cfg.temporal_reference_frames) ** 4
     times = torch.arange(n_frames, device=device, dtype=torch.float32) / n_frames
 
     def refined() -> Tensor:
@@ -212,6 +249,8 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         x = pixels_to_points(rc, bank.spacing, rot, trans, scale)  # (B, V, n, 3)
         f = prior.sdf(z_all[frames], x.reshape(len(frames), -1, 3)).reshape(target.shape)
         loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
+        if temporal_weight > 0 and n_frames > 2:
+            loss = loss + temporal_weight * latents.curvature(z_all)
         if cfg.use_velocity and n_frames > 1:
             loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
                                            generator)

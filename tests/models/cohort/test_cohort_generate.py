@@ -108,3 +108,15 @@ def test_splits_are_disjoint_and_frozen() -> None:
     with pytest.raises(ValueError):
         frozen_test_seeds(5, offset=98)
     assert generate_case(900_001, CohortConfig(n_frames=2, sdf=False, preview=False)).split == "test"
+
+
+def test_the_tuning_split_is_disjoint_from_test_and_prior_training_seeds() -> None:
+    from models.cohort.splits import TUNING_SPLIT_SEEDS, split_seeds
+
+    assert split_seeds("tuning", 2, offset=1) == [600_001, 600_002]
+    assert not set(TUNING_SPLIT_SEEDS) & set(TEST_SPLIT_SEEDS)
+    assert not set(TUNING_SPLIT_SEEDS) & set(training_seeds(1000))
+    with pytest.raises(ValueError, match="unknown split"):
+        split_seeds("train", 1)
+    with pytest.raises(ValueError, match="the tuning split has 100"):
+        split_seeds("tuning", 5, offset=98)

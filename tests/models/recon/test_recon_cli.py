@@ -130,7 +130,7 @@ def test_bench_rejects_other_splits(tmp_path: Path) -> None:
     from cli.bench import bench_app
 
     res = runner.invoke(bench_app, ["accuracy", "--split", "train", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "only --split test" in res.output
+    assert res.exit_code == 2 and "--split must be one of test, tuning" in res.output
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -140,6 +140,7 @@ def test_bench_rejects_other_splits(tmp_path: Path) -> None:
     (["--cases", "5"], "test-split seeds"),
     (["--cases", "9x"], "comma-separated integers"),
     (["--n", "5", "--offset", "5000"], "the test split has"),
+    (["--split", "tuning", "--cases", "900001"], "tuning-split seeds"),
     (["--tag", "../elsewhere"], "--tag may hold"),
 ])
 def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], says: str) -> None:
@@ -150,16 +151,19 @@ def test_bench_accuracy_rejects_bad_settings(tmp_path: Path, args: list[str], sa
     assert res.exit_code == 2 and says in res.output, res.output
 
 
-def _bench_one_case(tmp_path: Path, prior: Path, *settings: str) -> dict[str, Any]:
-    """``echo4d bench accuracy`` on test case 900001 (smoke profile, 4 frames) with ``--set`` ``settings``."""
+def _bench_one_case(tmp_path: Path, prior: Path, *settings: str, split: str = "test") -> dict[str, Any]:
+    """``echo4d bench accuracy`` on test case 900001, or the first case of another ``split`` (smoke
+    profile, 4 frames) with ``--set`` ``settings``."""
     from cli import bench_recon  # noqa: F401  (registers the commands)
     from cli.bench import bench_app
 
     args = [a for setting in settings for a in ("--set", setting)]
-    res = runner.invoke(bench_app, ["accuracy", "--cases", "900001", "--profile", "smoke", "--frames", "4", *args,
+    cases = ["--cases", "900001"] if split == "test" else ["--split", split, "--n", "1"]
+    res = runner.invoke(bench_app, ["accuracy", *cases, "--profile", "smoke", "--frames", "4", *args,
                                     "--prior", str(prior), "--out", str(tmp_path), "--tag", "-t"])
     assert res.exit_code == 0, res.output
-    doc: dict[str, Any] = json.loads(next(tmp_path.glob("accuracy-*-n1-t.json")).read_text())
+    doc: dict[str, Any] = json.loads(next(tmp_path.glob("accuracy-*-n1*-t.json")).read_text())
+    assert doc["split"] == split
     return doc
 
 
@@ -180,3 +184,9 @@ def test_bench_accuracy_4d_rows_carry_both_volume_curves(tmp_path: Path, smoke_p
     assert row["edv_ml"] == pytest.approx(max(row["volumes_ml"]), abs=0.01)
     assert row["true_esv_ml"] == pytest.approx(min(row["true_volumes_ml"]), abs=0.01)
     assert "volumes_ml" not in doc["summary"]  # lists are per case, not summarised
+
+
+def test_bench_accuracy_on_the_tuning_split(tmp_path: Path, smoke_prior_path: Path) -> None:
+    doc = _bench_one_case(tmp_path, smoke_prior_path, "ed_only=true", "anchor.max_steps=5", split="tuning")
+    assert doc["rows"][0]["case"] == "cohort-600000"
+    assert next(tmp_path.glob("accuracy-*-n1-tuning-t.json"))
