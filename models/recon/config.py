@@ -20,9 +20,10 @@
   priors, the soft gauge (measured better than anchoring A4C or the longest view), decoder
   fine-tuning from step 200 with the unseen pool rebuilt every 100 steps. Session 9: every
   vertex projected onto its frame's surface to within 0.02 mm (at most 8 Newton steps; the
-  earlier two steps left the systolic meshes 2 mL large on the real LV), and the per-frame
-  latents' second differences over time penalised (``motion.temporal_weight`` 100, chosen on
-  the tuning split from 0, 1, 10, 100: |EF| error 2.04 → 1.53 points, volume jitter 0.036 → 0.025).
+  earlier two steps left the systolic meshes 2 mL large on the real LV). The temporal penalty
+  (``motion.temporal_weight``) stays off: the tuning split's best weight (100: |EF| error 2.04 →
+  1.53 points) over-smoothed the real LV's sharper end-systole (|EF| 2.0 → 4.5, EF low in
+  every draw; docs/results.md, "Session 9").
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
@@ -104,7 +105,7 @@ class ReconConfig:
                     steps=300, min_steps=40, frames_per_step=0, points_per_frame=256, transport_points=128,
                     transport_pairs=6,
                     smooth_points=256, lr_latent=0.1, latent_lr_in_std=True, warm_start="delta",
-                    patience=50, rel_tol=2e-3, loss_unit_mm=1.0, temporal_weight=100.0,
+                    patience=50, rel_tol=2e-3, loss_unit_mm=1.0,
                 ),
                 mesh=MeshConfig(grid_mm=2.0, projection_iterations=8, projection_tol_mm=0.02),
             )
