@@ -8,8 +8,8 @@ take up to ``projection_iterations`` Newton steps on the level set (``x − f·�
 reference's step where ‖∇f‖ = 1), until every vertex is within ``projection_tol_mm`` of it.
 Stopping short biases each frame's volume towards the previous frame's: on the real 4D LV two
 unit-gradient steps left the vertices up to 0.5 mm off the systolic surfaces, the ESV 2 mL
-(3 %) high and the EF 1.2 points low (docs/results.md, "Session 9").
-Every frame keeps the ED mesh's topology and vertex order. The ablation (no RSA) runs marching cubes on every frame.
+(3 %) high and the EF 1.2 points low (docs/results.md, "Session 9"). Every frame keeps the ED
+mesh's topology and vertex order. The ablation (no RSA) runs marching cubes on every frame.
 """
 
 from __future__ import annotations
