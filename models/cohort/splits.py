@@ -47,8 +47,3 @@ def split_seeds(split: str, n: int, offset: int = 0) -> list[int]:
     if n < 0 or offset < 0 or offset + n > len(seeds):
         raise ValueError(f"the {split} split has {len(seeds)} seeds; asked for {offset}+{n}")
     return list(seeds[offset : offset + n])
-
-
-def is_test_seed(seed: int) -> bool:
-    """True for a seed of the frozen test split."""
-    return seed in TEST_SPLIT_SEEDS

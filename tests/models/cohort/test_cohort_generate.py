@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.cohort.generate import CohortConfig, generate_case
-from models.cohort.splits import TEST_SPLIT_SEEDS, frozen_test_seeds, is_test_seed, training_seeds
+from models.cohort.splits import TEST_SPLIT_SEEDS, frozen_test_seeds, training_seeds
 from models.cohort.version import GENERATOR_VERSION
 from models.cohort.writer import write_case
 from models.geometry.frames import ImagePlane, ProbePose
@@ -102,7 +102,7 @@ def test_splits_are_disjoint_and_frozen() -> None:
     train = set(training_seeds(5000)) | set(training_seeds(100, offset=899_900))
     assert not train & set(TEST_SPLIT_SEEDS)
     assert frozen_test_seeds(3) == [900_000, 900_001, 900_002]
-    assert is_test_seed(900_050) and not is_test_seed(5)
+    assert 900_050 in TEST_SPLIT_SEEDS and 5 not in TEST_SPLIT_SEEDS
     with pytest.raises(ValueError):
         training_seeds(2, offset=899_999)
     with pytest.raises(ValueError):
