@@ -129,12 +129,12 @@ def extract_mesh(prior: ReconPrior, z: Tensor, lo: NDArray[np.float64], hi: NDAr
 
 
 def propagate_rsa(prior: ReconPrior, z_frames: Tensor, ed_vertices: NDArray[np.float64],
-                  velocity: VelocityField | None, projection_iterations: int,
-                  align: bool = True, tol_mm: float = 0.0) -> NDArray[np.float64]:
+                  velocity: VelocityField | None, cfg: MeshConfig, align: bool = True) -> NDArray[np.float64]:
     """Vertices (T, N, 3) mm: the ED vertices (N, 3) carried through frames 1..T−1.
 
     ``z_frames`` (T, L) per-frame latents. Each frame: transport by the velocity field (if
-    any), then (``align``) Radial SDF Alignment onto that frame's zero level set.
+    any), then (``align``) Radial SDF Alignment onto that frame's zero level set (``cfg``'s
+    projection iterations and tolerance).
     """
     n_frames = int(z_frames.shape[0])
     device = z_frames.device
@@ -146,7 +146,8 @@ def propagate_rsa(prior: ReconPrior, z_frames: Tensor, ed_vertices: NDArray[np.f
                 tau = torch.full((len(x),), (t - 1) / n_frames, device=device)
                 x = x + velocity(x, tau)
         if align:
-            x = project_to_surface(prior, z_frames[t: t + 1], x[None], projection_iterations, tol_mm=tol_mm)[0]
+            x = project_to_surface(prior, z_frames[t: t + 1], x[None], cfg.projection_iterations,
+                                   tol_mm=cfg.projection_tol_mm)[0]
         out.append(x)
     return torch.stack(out).cpu().double().numpy()
 

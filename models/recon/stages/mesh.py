@@ -52,8 +52,7 @@ def mesh_sequence(enc: EncodedViews, anc: AnchoredED, frames: FrameLatents, cfg:
     warnings.extend(mesh_warnings)
     control.report(0.3, 1, 3)
     frame_meshes: list[Mesh] | None = None
-    vertices = propagate_rsa(prior, z_frames, ed_mesh.vertices, frames.velocity, cfg.mesh.projection_iterations,
-                             align=cfg.use_rsa, tol_mm=cfg.mesh.projection_tol_mm)
+    vertices = propagate_rsa(prior, z_frames, ed_mesh.vertices, frames.velocity, cfg.mesh, align=cfg.use_rsa)
     if cfg.use_rsa:
         volumes = np.array([mesh_volume_ml(ed_mesh.with_vertices(v)) for v in vertices])
     else:

@@ -40,7 +40,7 @@ def test_rsa_keeps_topology_and_puts_every_vertex_on_the_zero_level_set(with_vel
         with torch.no_grad():
             for p in velocity.parameters():
                 p.normal_(0.0, 0.05)  # an arbitrary (non-zero) field: RSA must still land on the surface
-    verts = propagate_rsa(prior, z, mesh.vertices, velocity, projection_iterations=3)
+    verts = propagate_rsa(prior, z, mesh.vertices, velocity, MeshConfig(projection_iterations=3))
     assert verts.shape == (len(AXES), len(mesh.vertices), 3)
     np.testing.assert_array_equal(verts[0], mesh.vertices.astype(np.float32).astype(np.float64))
     for t in range(len(AXES)):
