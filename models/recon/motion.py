@@ -37,7 +37,7 @@ from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
 from models.recon.optim import Adam
 from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, pixels_to_points, render_loss
-from models.recon.schedule import EarlyStopper
+from models.recon.schedule import DecayAfterStop, EarlyStopper
 from models.recon.shape_model import ReconPrior
 
 
@@ -45,7 +45,10 @@ from models.recon.shape_model import ReconPrior
 class MotionConfig:
     """Schedule of the motion stage. ``frames_per_step <= 0`` renders every frame at every step;
     ``transport_pairs > 0`` draws that many of the rendered frames' (t, t+1) pairs for the
-    transport loss each step (``<= 0``: all of them)."""
+    transport loss each step (``<= 0``: all of them). Once the fit stops (a loss plateau or
+    ``steps``), ``decay_steps`` more steps take every learning rate down to ``lr_floor`` on a
+    cosine (:class:`~models.recon.schedule.DecayAfterStop`; 0: none, the reference): at a constant
+    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter)."""
 
     steps: int = 2000
     min_steps: int = 2000
@@ -77,6 +80,8 @@ class MotionConfig:
     loss_unit_mm: float = 50.0
     patience: int = 0
     rel_tol: float = 2e-3
+    decay_steps: int = 0
+    lr_floor: float = 1.0
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
@@ -235,11 +240,12 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     surf = surface_seed[None].expand(n_frames, -1, -1)
     surf = project_to_surface(prior, z_init.detach(), surf, iterations=2)
     lo, hi = bbox
-    stopper = EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps)
+    schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
+                              cfg.lr_floor)
     history: list[float] = []
     step = 0
     n_views = bank.n_views
-    for step in range(cfg.steps):
+    for step in range(schedule.max_steps):
         if cfg.frames_per_step <= 0 or cfg.frames_per_step >= n_frames:
             frames = torch.arange(n_frames, device=device)
         else:
@@ -254,15 +260,16 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         if cfg.use_velocity and n_frames > 1:
             loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
                                            generator)
+        opt.lr_scale = schedule.factor(step)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         value = float(loss.detach())
         history.append(value)
-        if stopper.update(step, value):
+        if schedule.update(step, value):
             break
         if control is not None and step % 25 == 0:
-            control.report(step / cfg.steps, step, cfg.steps)
+            control.report(min(step / cfg.steps, 1.0), step, cfg.steps)
             if step % 100 == 0:
                 control.check()
     with torch.no_grad():

@@ -48,3 +48,40 @@ class EarlyStopper:
         if self.patience <= 0 or step < self.min_steps:
             return False
         return step - self.best_step >= self.patience
+
+
+@dataclass
+class DecayAfterStop:
+    """Fit at the full learning rate until ``stopper`` fires or ``steps`` have run, then
+    ``decay_steps`` more steps with the rate on a cosine down to ``floor`` (the last one at ``floor``).
+
+    At a constant rate Adam keeps moving every parameter by about its rate per step on a random
+    pixel sample, so the last step's noise stays in the result; decaying from the start instead
+    slows the fit before it has converged. ``decay_steps <= 0``: stop as ``stopper`` says.
+    """
+
+    stopper: EarlyStopper
+    steps: int
+    decay_steps: int
+    floor: float
+    decay_from: int | None = None
+
+    @property
+    def max_steps(self) -> int:
+        return self.steps + max(self.decay_steps, 0)
+
+    def factor(self, step: int) -> float:
+        """The learning-rate factor for ``step``."""
+        if self.decay_from is None:
+            return 1.0
+        return cosine_factor(step - self.decay_from + 1, self.decay_steps, self.floor)
+
+    def update(self, step: int, loss: float) -> bool:
+        """Record ``loss`` at ``step``; True when the optimisation should stop."""
+        if self.decay_from is not None:
+            return step + 1 - self.decay_from >= self.decay_steps
+        if self.stopper.update(step, loss) or step + 1 >= self.steps:
+            if self.decay_steps <= 0:
+                return True
+            self.decay_from = step + 1
+        return False

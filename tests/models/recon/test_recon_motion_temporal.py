@@ -1,9 +1,10 @@
-"""The motion stage's temporal penalty: the latents' curvature in closed form, its frame-count scaling,
-and that it takes frame-to-frame jitter out of a fitted cycle (analytic ellipsoid prior)."""
+"""The motion stage's temporal penalty (the latents' curvature in closed form; it takes frame-to-frame
+jitter out of a fitted cycle) and its learning-rate decay after the fit (analytic ellipsoid prior)."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from models.recon.pipeline import ReconConfig, reconstruct_study
 from tests.models.recon.conftest import ellipsoid_study
 
 STD = torch.tensor([0.5, 2.0, 1.0])
+CPU = torch.device("cpu")
 
 
 def _param(z: torch.Tensor) -> LatentParam:
@@ -49,3 +51,19 @@ def test_the_penalty_takes_jitter_out_of_the_volume_curve(one_thread: None) -> N
     truth = np.array([4.0 / 3.0 * np.pi * a * b * c / 1000.0 for a, b, c in SMOOTH])
     free, smoothed = _volumes(0.0), _volumes(100.0)
     assert volume_jitter(smoothed, truth) < 0.5 * volume_jitter(free, truth)
+
+
+def _motion(decay_steps: int, floor: float) -> dict[str, Any]:
+    cfg = ReconConfig.from_profile("smoke", pose_init="nominal")
+    cfg = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, steps=6, min_steps=6,
+                                                              decay_steps=decay_steps, lr_floor=floor))
+    study = ellipsoid_study(SMOOTH[:4], shape=(96, 80))
+    extras: dict[str, Any] = reconstruct_study(study, analytic_prior(), cfg, CPU).extras
+    return extras
+
+
+def test_the_motion_stage_decays_after_its_last_step(one_thread: None) -> None:
+    assert _motion(4, 0.0)["motion_steps"] == 6 + 4
+    plain = _motion(0, 1.0)["latents"]
+    np.testing.assert_array_equal(_motion(1, 0.0)["latents"], plain)  # one more step at rate 0 moves nothing
+    assert not np.array_equal(_motion(1, 0.5)["latents"], plain)

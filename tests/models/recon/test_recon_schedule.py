@@ -1,0 +1,51 @@
+"""Step schedules: early stopping on a plateau, the cosine factor, and the decay after the stop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.recon.schedule import DecayAfterStop, EarlyStopper, cosine_factor
+
+
+def test_cosine_factor_runs_from_one_to_the_floor_and_stays() -> None:
+    assert cosine_factor(0, 4, 0.1) == 1.0
+    assert cosine_factor(2, 4, 0.1) == pytest.approx(0.55)
+    assert cosine_factor(4, 4, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(9, 4, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(3, 0, 0.1) == 1.0
+
+
+def test_early_stopper_fires_patience_steps_after_the_last_improvement() -> None:
+    stopper = EarlyStopper(patience=3, rel_tol=0.0, min_steps=0, beta=0.0)
+    losses = [5.0, 4.0, 3.0, 3.0, 3.0, 3.0]
+    assert [stopper.update(i, v) for i, v in enumerate(losses)] == [False] * 5 + [True]
+
+
+def _run(schedule: DecayAfterStop, losses: list[float]) -> list[float]:
+    """The factors of the steps that ran."""
+    factors = []
+    for step in range(schedule.max_steps):
+        factors.append(schedule.factor(step))
+        if schedule.update(step, losses[min(step, len(losses) - 1)]):
+            break
+    return factors
+
+
+@pytest.mark.parametrize(("plateau", "expected_steps"), [(True, 6 + 4), (False, 8 + 4)])
+def test_the_decay_follows_the_stop_or_the_cap(plateau: bool, expected_steps: int) -> None:
+    losses = [5.0, 4.0, 3.0] + [3.0] * 20 if plateau else [10.0 - i for i in range(20)]
+    stopper = EarlyStopper(patience=3, rel_tol=0.0, min_steps=0, beta=0.0)
+    factors = _run(DecayAfterStop(stopper, steps=8, decay_steps=4, floor=0.2), losses)
+    assert len(factors) == expected_steps
+    decay = factors[-4:]
+    assert factors[:-4] == [1.0] * (expected_steps - 4)
+    assert decay == pytest.approx([0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in (1, 2, 3, 4)])
+    assert decay[-1] == pytest.approx(0.2)
+
+
+def test_no_decay_stops_where_the_stopper_or_the_cap_says() -> None:
+    stopper = EarlyStopper(patience=3, rel_tol=0.0, min_steps=0, beta=0.0)
+    assert _run(DecayAfterStop(stopper, steps=8, decay_steps=0, floor=0.2), [5.0, 4.0, 3.0] + [3.0] * 20) == [1.0] * 6
+    assert _run(DecayAfterStop(EarlyStopper(0, 0.0, 0), steps=8, decay_steps=0, floor=0.2), [1.0]) == [1.0] * 8
