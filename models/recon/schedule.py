@@ -1,4 +1,4 @@
-"""Step schedules shared by the optimisation stages: point counts and early stopping."""
+"""Step schedules shared by the optimisation stages: point counts, early stopping, learning-rate decays."""
 
 from __future__ import annotations
 
