@@ -269,7 +269,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         if schedule.update(step, value):
             break
         if control is not None and step % 25 == 0:
-            control.report(min(step / cfg.steps, 1.0), step, cfg.steps)
+            control.report(step / cfg.steps, step, cfg.steps)
             if step % 100 == 0:
                 control.check()
     with torch.no_grad():

@@ -8,6 +8,9 @@ import pytest
 
 from models.recon.schedule import DecayAfterStop, EarlyStopper, cosine_factor
 
+PLATEAU = [5.0, 4.0, 3.0] + [3.0] * 20
+"""Improves for three steps, then flat: a patience-3 stopper fires at step 5."""
+
 
 def test_cosine_factor_runs_from_one_to_the_floor_and_stays() -> None:
     assert cosine_factor(0, 4, 0.1) == 1.0
@@ -35,7 +38,7 @@ def _run(schedule: DecayAfterStop, losses: list[float]) -> list[float]:
 
 @pytest.mark.parametrize(("plateau", "expected_steps"), [(True, 6 + 4), (False, 8 + 4)])
 def test_the_decay_follows_the_stop_or_the_cap(plateau: bool, expected_steps: int) -> None:
-    losses = [5.0, 4.0, 3.0] + [3.0] * 20 if plateau else [10.0 - i for i in range(20)]
+    losses = PLATEAU if plateau else [10.0 - i for i in range(20)]
     stopper = EarlyStopper(patience=3, rel_tol=0.0, min_steps=0, beta=0.0)
     factors = _run(DecayAfterStop(stopper, steps=8, decay_steps=4, floor=0.2), losses)
     assert len(factors) == expected_steps
@@ -47,5 +50,5 @@ def test_the_decay_follows_the_stop_or_the_cap(plateau: bool, expected_steps: in
 
 def test_no_decay_stops_where_the_stopper_or_the_cap_says() -> None:
     stopper = EarlyStopper(patience=3, rel_tol=0.0, min_steps=0, beta=0.0)
-    assert _run(DecayAfterStop(stopper, steps=8, decay_steps=0, floor=0.2), [5.0, 4.0, 3.0] + [3.0] * 20) == [1.0] * 6
+    assert _run(DecayAfterStop(stopper, steps=8, decay_steps=0, floor=0.2), PLATEAU) == [1.0] * 6
     assert _run(DecayAfterStop(EarlyStopper(0, 0.0, 0), steps=8, decay_steps=0, floor=0.2), [1.0]) == [1.0] * 8
