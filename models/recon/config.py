@@ -27,7 +27,9 @@
   steps with the learning rates on a cosine to 0.03× (the per-frame volume jitter 0.035 →
   0.011), and the foreshortening tilt prior σ 7.5° instead of 15° (about 12 mm at a 90 mm
   ventricle: the clinical 4–15 mm; the looser prior over-attributed foreshortening): tuning
-  split |EF| 1.89 → 1.51, |EDV| 5.5 → 3.6 mL (docs/results.md, "Session 10").
+  split |EF| 1.89 → 1.51, |EDV| 5.5 → 3.6 mL (docs/results.md, "Session 10"). Session 11: both
+  early stoppers track their best from ``min_steps`` on (a lucky first sample had ended motion fits
+  at step 50 whose loss was still falling): tuning |EF| 1.51 → 1.43, real LV 1.83 → 1.75.
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 

@@ -269,7 +269,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         if schedule.update(step, value):
             break
         if control is not None and step % 25 == 0:
-            control.report(step / cfg.steps, step, cfg.steps)
+            control.report(step / schedule.max_steps, step, schedule.max_steps)
             if step % 100 == 0:
                 control.check()
     with torch.no_grad():

@@ -27,8 +27,10 @@ class EarlyStopper:
     """Stop when the smoothed loss has not improved by ``rel_tol`` (relative) for ``patience`` steps.
 
     The loss is smoothed by an exponential moving average (``beta``) because every step sees
-    a different random pixel sample. ``patience <= 0`` disables stopping. Never stops
-    before ``min_steps``.
+    a different random pixel sample. ``patience <= 0`` disables stopping. The best is tracked
+    from ``min_steps`` on, so the earliest stop is ``min_steps + patience``: before it the
+    average starts from one noisy sample and the loss may rise while the fit warms up, and a
+    best recorded there ended fits whose loss was still falling.
     """
 
     patience: int
@@ -42,12 +44,12 @@ class EarlyStopper:
     def update(self, step: int, loss: float) -> bool:
         """Record ``loss`` at ``step``; True when the optimisation should stop."""
         self.ema = loss if math.isnan(self.ema) else self.beta * self.ema + (1.0 - self.beta) * loss
+        if step < self.min_steps:
+            return False
         if self.ema < self.best * (1.0 - self.rel_tol):
             self.best = self.ema
             self.best_step = step
-        if self.patience <= 0 or step < self.min_steps:
-            return False
-        return step - self.best_step >= self.patience
+        return 0 < self.patience <= step - self.best_step
 
 
 @dataclass

@@ -54,7 +54,9 @@ def test_result_contract_and_stage_reporting(result_4d: tuple) -> None:  # type:
     assert [d for d, _ in anchor] == sorted(d for d, _ in anchor)
     assert anchor[-1][0] <= result.extras["anchor_steps"]
     motion = [(d, t) for s, d, t in steps if s == "motion"]
-    assert motion[0] == (0, cfg.motion.steps) and motion[-1][0] <= result.extras["motion_steps"]
+    most = cfg.motion.steps + cfg.motion.decay_steps  # the fit's cap plus the decay after it stops
+    assert motion[0] == (0, most) and all(d <= t == most for d, t in motion)
+    assert motion[-1][0] <= result.extras["motion_steps"]
     assert [(d, t) for s, d, t in steps if s == "mesh"] == [(0, 3), (1, 3), (2, 3), (3, 3)]
     assert [f.view for f in result.view_fits] == ["A4C", "A2C", "A3C"]
     assert all(0.9 < f.dice_ed <= 1.0 and 0.85 < f.dice_mean <= 1.0 for f in result.view_fits)
