@@ -29,7 +29,8 @@
   ventricle: the clinical 4–15 mm; the looser prior over-attributed foreshortening): tuning
   split |EF| 1.89 → 1.51, |EDV| 5.5 → 3.6 mL (docs/results.md, "Session 10"). Session 11: both
   early stoppers track their best from ``min_steps`` on (a lucky first sample had ended motion fits
-  at step 50 whose loss was still falling): tuning |EF| 1.51 → 1.43, real LV 1.83 → 1.75.
+  at step 50 whose loss was still falling): tuning |EF| 1.51 → 1.43, real LV 1.83 → 1.75, neutral
+  on the 100 test cases.
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
