@@ -37,7 +37,7 @@ from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
 from models.recon.optim import Adam
 from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, pixels_to_points, render_loss
-from models.recon.schedule import DecayAfterStop, EarlyStopper
+from models.recon.schedule import DecayAfterStop, EarlyStopper, cosine_factor
 from models.recon.shape_model import ReconPrior
 
 
@@ -48,7 +48,13 @@ class MotionConfig:
     transport loss each step (``<= 0``: all of them). Once the fit stops (a loss plateau or
     ``steps``), ``decay_steps`` more steps take every learning rate down to ``lr_floor`` on a
     cosine (:class:`~models.recon.schedule.DecayAfterStop`; 0: none, the reference): at a constant
-    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter)."""
+    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter).
+
+    ``velocity_steps <= 0`` trains the velocity field jointly with the latents (the reference);
+    ``> 0`` trains it afterwards, that many steps on the fitted shapes with its rate on a cosine to
+    ``lr_floor``: the transport never moves the latents (they are detached in it), so the shapes come
+    out the same, the latent fit stops on the mask loss alone, and the field fits surfaces that no
+    longer move under it."""
 
     steps: int = 2000
     min_steps: int = 2000
@@ -82,6 +88,7 @@ class MotionConfig:
     rel_tol: float = 2e-3
     decay_steps: int = 0
     lr_floor: float = 1.0
+    velocity_steps: int = 0
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
@@ -223,7 +230,9 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     groups: list[tuple[list[Tensor], float]] = [([latents.value], cfg.lr_latent)]
     if cfg.use_lstm:
         groups.append((list(refiner.parameters()), cfg.lr_lstm))
-    if cfg.use_velocity:
+    fit_velocity = cfg.use_velocity and n_frames > 1
+    joint = fit_velocity and cfg.velocity_steps <= 0
+    if joint:
         groups.append((list(velocity.parameters()), cfg.lr_velocity))
     opt = Adam(groups)
     alpha = alpha_per_mm(cfg.alpha, cfg.alpha, cfg.sdf_unit_mm, 1.0)
@@ -237,11 +246,11 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         return z
 
     # Points near every frame's surface: the ED surface projected onto each initial frame surface.
-    surf = surface_seed[None].expand(n_frames, -1, -1)
-    surf = project_to_surface(prior, z_init.detach(), surf, iterations=2)
+    surf = project_to_surface(prior, z_init.detach(), surface_seed[None].expand(n_frames, -1, -1), iterations=2)
     lo, hi = bbox
     schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
                               cfg.lr_floor)
+    total_steps = schedule.max_steps + (0 if joint or not fit_velocity else cfg.velocity_steps)
     history: list[float] = []
     step = 0
     n_views = bank.n_views
@@ -257,7 +266,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
         if temporal_weight > 0 and n_frames > 2:
             loss = loss + temporal_weight * latents.curvature(z_all)
-        if cfg.use_velocity and n_frames > 1:
+        if joint:
             loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
                                            generator)
         opt.lr_scale = schedule.factor(step)
@@ -268,13 +277,34 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         history.append(value)
         if schedule.update(step, value):
             break
-        if control is not None and step % 25 == 0:
-            control.report(step / schedule.max_steps, step, schedule.max_steps)
-            if step % 100 == 0:
-                control.check()
+        _report(control, step, total_steps)
     with torch.no_grad():
         z_tilde = refined().detach().clone()
+    if fit_velocity and not joint:
+        _fit_velocity(prior, velocity, z_tilde, surf, times, (lo, hi), cfg, generator, control, step + 1, total_steps)
     return MotionFit(z_tilde, velocity if cfg.use_velocity else None, step + 1, time.perf_counter() - start, history)
+
+
+def _report(control: StageControl | None, step: int, total_steps: int) -> None:
+    if control is not None and step % 25 == 0:
+        control.report(step / total_steps, step, total_steps)
+        if step % 100 == 0:
+            control.check()
+
+
+def _fit_velocity(prior: ReconPrior, velocity: VelocityField, z: Tensor, surf: Tensor, times: Tensor,
+                  bbox: tuple[Tensor, Tensor], cfg: MotionConfig, generator: torch.Generator,
+                  control: StageControl | None, done: int, total_steps: int) -> None:
+    """``cfg.velocity_steps`` Adam steps of the transport terms alone on the fitted latents ``z`` (T, L)."""
+    opt = Adam([(list(velocity.parameters()), cfg.lr_velocity)])
+    frames = torch.arange(int(z.shape[0]), device=z.device)
+    for step in range(cfg.velocity_steps):
+        opt.lr_scale = cosine_factor(step, cfg.velocity_steps, cfg.lr_floor)
+        loss = _transport_terms(prior, velocity, z, surf, frames, times, *bbox, cfg, generator)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        _report(control, done + step, total_steps)
 
 
 def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, surf: Tensor, frames: Tensor,
@@ -297,19 +327,21 @@ def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, 
         return pts + noise
 
     x_a, x_b = near(t0), near(t1)
-    unit = cfg.loss_unit_mm
-    with torch.no_grad():
-        w_a = torch.exp(-prior.sdf(z_all[t0], x_a).abs() / unit)
-        w_b = torch.exp(-prior.sdf(z_all[t1], x_b).abs() / unit)
-    step_t = times[t0][:, None].expand(-1, n)
-    v_a = velocity(x_a, step_t)
-    v_b = velocity(x_b, step_t)
-    f_fwd = prior.sdf(z_all[t1], x_a + v_a) / unit
-    f_bwd = prior.sdf(z_all[t0], x_b - v_b) / unit
-    transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
     u = torch.rand((cfg.smooth_points, 3), generator=generator, device=device)
     xs = lo + (hi - lo) * u
     ts = torch.rand((cfg.smooth_points,), generator=generator, device=device)
-    smooth = ((velocity(xs, ts) / unit) ** 2).sum(-1).mean()
+    unit = cfg.loss_unit_mm
+    # One decoder call per direction pair and one velocity call for all three point sets: the same terms as
+    # separate calls, with a third of the per-call overhead (these batches are small).
+    z_pair = torch.cat([z_all[t1], z_all[t0]])  # (2P, L): forward transport lands on t+1, backward on t
+    with torch.no_grad():
+        w_a, w_b = torch.exp(-prior.sdf(torch.cat([z_all[t0], z_all[t1]]), torch.cat([x_a, x_b])).abs() / unit).chunk(2)
+    step_t = times[t0][:, None].expand(-1, n).reshape(-1)
+    v = velocity(torch.cat([x_a.reshape(-1, 3), x_b.reshape(-1, 3), xs]), torch.cat([step_t, step_t, ts]))
+    v_a, v_b, v_s = v.split([step_t.numel(), step_t.numel(), cfg.smooth_points])
+    f_fwd, f_bwd = (prior.sdf(z_pair, torch.cat([x_a + v_a.reshape(x_a.shape), x_b - v_b.reshape(x_b.shape)]))
+                    / unit).chunk(2)
+    transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
+    smooth = ((v_s / unit) ** 2).sum(-1).mean()
     out: Tensor = cfg.lambda_transport * transport + cfg.lambda_smooth * smooth
     return out
