@@ -37,7 +37,7 @@ from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
 from models.recon.optim import Adam
 from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, pixels_to_points, render_loss
-from models.recon.schedule import DecayAfterStop, EarlyStopper, cosine_factor
+from models.recon.schedule import DecayAfterStop, EarlyStopper
 from models.recon.shape_model import ReconPrior
 
 
@@ -48,13 +48,7 @@ class MotionConfig:
     transport loss each step (``<= 0``: all of them). Once the fit stops (a loss plateau or
     ``steps``), ``decay_steps`` more steps take every learning rate down to ``lr_floor`` on a
     cosine (:class:`~models.recon.schedule.DecayAfterStop`; 0: none, the reference): at a constant
-    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter).
-
-    ``velocity_steps <= 0`` trains the velocity field jointly with the latents (the reference);
-    ``> 0`` trains it afterwards, that many steps on the fitted shapes with its rate on a cosine to
-    ``lr_floor``: the transport never moves the latents (they are detached in it), so the shapes come
-    out the same, the latent fit stops on the mask loss alone, and the field fits surfaces that no
-    longer move under it."""
+    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter)."""
 
     steps: int = 2000
     min_steps: int = 2000
@@ -88,7 +82,6 @@ class MotionConfig:
     rel_tol: float = 2e-3
     decay_steps: int = 0
     lr_floor: float = 1.0
-    velocity_steps: int = 0
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
@@ -230,9 +223,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     groups: list[tuple[list[Tensor], float]] = [([latents.value], cfg.lr_latent)]
     if cfg.use_lstm:
         groups.append((list(refiner.parameters()), cfg.lr_lstm))
-    fit_velocity = cfg.use_velocity and n_frames > 1
-    joint = fit_velocity and cfg.velocity_steps <= 0
-    if joint:
+    if cfg.use_velocity:
         groups.append((list(velocity.parameters()), cfg.lr_velocity))
     opt = Adam(groups)
     alpha = alpha_per_mm(cfg.alpha, cfg.alpha, cfg.sdf_unit_mm, 1.0)
@@ -250,7 +241,6 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     lo, hi = bbox
     schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
                               cfg.lr_floor)
-    total_steps = schedule.max_steps + (0 if joint or not fit_velocity else cfg.velocity_steps)
     history: list[float] = []
     step = 0
     n_views = bank.n_views
@@ -266,7 +256,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
         if temporal_weight > 0 and n_frames > 2:
             loss = loss + temporal_weight * latents.curvature(z_all)
-        if joint:
+        if cfg.use_velocity and n_frames > 1:
             loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
                                            generator)
         opt.lr_scale = schedule.factor(step)
@@ -277,34 +267,13 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         history.append(value)
         if schedule.update(step, value):
             break
-        _report(control, step, total_steps)
+        if control is not None and step % 25 == 0:
+            control.report(step / schedule.max_steps, step, schedule.max_steps)
+            if step % 100 == 0:
+                control.check()
     with torch.no_grad():
         z_tilde = refined().detach().clone()
-    if fit_velocity and not joint:
-        _fit_velocity(prior, velocity, z_tilde, surf, times, (lo, hi), cfg, generator, control, step + 1, total_steps)
     return MotionFit(z_tilde, velocity if cfg.use_velocity else None, step + 1, time.perf_counter() - start, history)
-
-
-def _report(control: StageControl | None, step: int, total_steps: int) -> None:
-    if control is not None and step % 25 == 0:
-        control.report(step / total_steps, step, total_steps)
-        if step % 100 == 0:
-            control.check()
-
-
-def _fit_velocity(prior: ReconPrior, velocity: VelocityField, z: Tensor, surf: Tensor, times: Tensor,
-                  bbox: tuple[Tensor, Tensor], cfg: MotionConfig, generator: torch.Generator,
-                  control: StageControl | None, done: int, total_steps: int) -> None:
-    """``cfg.velocity_steps`` Adam steps of the transport terms alone on the fitted latents ``z`` (T, L)."""
-    opt = Adam([(list(velocity.parameters()), cfg.lr_velocity)])
-    frames = torch.arange(int(z.shape[0]), device=z.device)
-    for step in range(cfg.velocity_steps):
-        opt.lr_scale = cosine_factor(step, cfg.velocity_steps, cfg.lr_floor)
-        loss = _transport_terms(prior, velocity, z, surf, frames, times, *bbox, cfg, generator)
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        _report(control, done + step, total_steps)
 
 
 def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, surf: Tensor, frames: Tensor,

@@ -1,13 +1,10 @@
-"""The motion stage's velocity field: trained jointly with the latents (the reference) or after them
-(``motion.velocity_steps``), it carries each frame's surface onto the next (analytic ellipsoid prior)."""
+"""The motion stage's velocity field carries each frame's surface onto the next (analytic ellipsoid prior)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from recon_analytic import analytic_prior
 
@@ -23,10 +20,10 @@ CPU = torch.device("cpu")
 CYCLE = [(22.0 - 3.0 * s, 19.0 - 2.5 * s, 42.0 - 3.0 * s) for s in np.sin(np.pi * np.arange(4) / 3)]
 
 
-def _fit(**motion: Any) -> tuple[FrameLatents, ReconPrior]:
+def _fit(lambda_transport: float) -> tuple[FrameLatents, ReconPrior]:
     cfg = ReconConfig.from_profile("smoke", pose_init="nominal")
     cfg = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, steps=60, min_steps=60, lr_velocity=3e-3,
-                                                              **motion))
+                                                              lambda_transport=lambda_transport))
     prior = analytic_prior()
     torch.manual_seed(cfg.seed)  # the LSTM's and the field's initial weights, as reconstruct_study seeds them
     enc = encode_views(ellipsoid_study(CYCLE, shape=(96, 80)), prior, cfg, CPU)
@@ -50,19 +47,11 @@ def _transport_error_mm(frames: FrameLatents, prior: ReconPrior, moved: bool) ->
     return float(torch.stack(errors).mean())
 
 
-@pytest.mark.parametrize("velocity_steps", [0, 60])
-def test_the_velocity_field_carries_each_surface_onto_the_next(one_thread: None, velocity_steps: int) -> None:
-    frames, prior = _fit(velocity_steps=velocity_steps)
+def test_the_velocity_field_carries_each_surface_onto_the_next(one_thread: None) -> None:
+    frames, prior = _fit(lambda_transport=0.5)
     still = _transport_error_mm(frames, prior, moved=False)
     assert still > 0.5  # the cycle moves the surface by about a millimetre per frame
     assert _transport_error_mm(frames, prior, moved=True) < 0.5 * still
-
-
-def test_a_velocity_field_fitted_afterwards_leaves_the_shapes_as_the_masks_alone_make_them(one_thread: None) -> None:
-    after, _ = _fit(velocity_steps=20)
-    without, _ = _fit(use_velocity=False)
-    joint, _ = _fit(velocity_steps=0)
-    assert after.velocity is not None and without.velocity is None
-    torch.testing.assert_close(after.z_frames, without.z_frames, rtol=0, atol=0)
-    assert after.info["steps"] == without.info["steps"] == 60
-    assert not torch.equal(joint.z_frames, without.z_frames)  # jointly, the transport draws share the sampler
+    # without the transport loss only the smoothness term acts: the field stays near zero
+    unforced, _ = _fit(lambda_transport=0.0)
+    assert _transport_error_mm(unforced, prior, moved=True) > 0.9 * _transport_error_mm(unforced, prior, moved=False)
