@@ -237,7 +237,8 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
         return z
 
     # Points near every frame's surface: the ED surface projected onto each initial frame surface.
-    surf = project_to_surface(prior, z_init.detach(), surface_seed[None].expand(n_frames, -1, -1), iterations=2)
+    surf = surface_seed[None].expand(n_frames, -1, -1)
+    surf = project_to_surface(prior, z_init.detach(), surf, iterations=2)
     lo, hi = bbox
     schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
                               cfg.lr_floor)
@@ -296,21 +297,19 @@ def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, 
         return pts + noise
 
     x_a, x_b = near(t0), near(t1)
+    unit = cfg.loss_unit_mm
+    with torch.no_grad():
+        w_a = torch.exp(-prior.sdf(z_all[t0], x_a).abs() / unit)
+        w_b = torch.exp(-prior.sdf(z_all[t1], x_b).abs() / unit)
+    step_t = times[t0][:, None].expand(-1, n)
+    v_a = velocity(x_a, step_t)
+    v_b = velocity(x_b, step_t)
+    f_fwd = prior.sdf(z_all[t1], x_a + v_a) / unit
+    f_bwd = prior.sdf(z_all[t0], x_b - v_b) / unit
+    transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
     u = torch.rand((cfg.smooth_points, 3), generator=generator, device=device)
     xs = lo + (hi - lo) * u
     ts = torch.rand((cfg.smooth_points,), generator=generator, device=device)
-    unit = cfg.loss_unit_mm
-    # One decoder call per direction pair and one velocity call for all three point sets: the same terms as
-    # separate calls, with a third of the per-call overhead (these batches are small).
-    z_pair = torch.cat([z_all[t1], z_all[t0]])  # (2P, L): forward transport lands on t+1, backward on t
-    with torch.no_grad():
-        w_a, w_b = torch.exp(-prior.sdf(torch.cat([z_all[t0], z_all[t1]]), torch.cat([x_a, x_b])).abs() / unit).chunk(2)
-    step_t = times[t0][:, None].expand(-1, n).reshape(-1)
-    v = velocity(torch.cat([x_a.reshape(-1, 3), x_b.reshape(-1, 3), xs]), torch.cat([step_t, step_t, ts]))
-    v_a, v_b, v_s = v.split([step_t.numel(), step_t.numel(), cfg.smooth_points])
-    f_fwd, f_bwd = (prior.sdf(z_pair, torch.cat([x_a + v_a.reshape(x_a.shape), x_b - v_b.reshape(x_b.shape)]))
-                    / unit).chunk(2)
-    transport = (w_a * f_fwd**2).mean() + (w_b * f_bwd**2).mean()
-    smooth = ((v_s / unit) ** 2).sum(-1).mean()
+    smooth = ((velocity(xs, ts) / unit) ** 2).sum(-1).mean()
     out: Tensor = cfg.lambda_transport * transport + cfg.lambda_smooth * smooth
     return out
