@@ -29,7 +29,7 @@ def _fit(lambda_transport: float) -> tuple[FrameLatents, ReconPrior]:
     enc = encode_views(ellipsoid_study(CYCLE, shape=(96, 80)), prior, cfg, CPU)
     generator = torch.Generator().manual_seed(cfg.seed)
     anc = anchor_ed(enc, prior, cfg, CPU, generator, StageControl("anchor"))
-    return fit_frames(enc, anc, cfg, CPU, generator, StageControl("motion")), anc.prior
+    return fit_frames(enc, anc, cfg, CPU, generator, StageControl("motion")), prior
 
 
 def _transport_error_mm(frames: FrameLatents, prior: ReconPrior, moved: bool) -> float:
