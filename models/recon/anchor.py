@@ -5,7 +5,10 @@ Steps alternate ``shape_steps`` updates of the shape (the latent, optionally the
 last linear layers) with ``probe_steps`` updates of the free probes (the reference's 8:2).
 Loss: BCE + 0.5·Dice of the soft rendered masks over boundary-weighted pixel samples, plus
 ``prior_weight`` × the mean squared Mahalanobis distance of ``z`` to the training latents
-(diagonal covariance) so the shape stays plausible where no view constrains it.
+(diagonal covariance) so the shape stays plausible where no view constrains it. For a study with
+``encoder_prior_views`` views the latent prior is instead ``encoder_prior_weight`` × the same
+distance to the encoder's latent: the encoder, trained with views dropped, predicts the sectors no
+view shows from the views there are, where the population mean knows nothing of the patient.
 
 Gauge: a rigid motion (and a global scale) of every probe and the shape together leaves all
 rendered masks unchanged. ``ReconConfig.gauge`` fixes it: ``anchor`` keeps the first view's
@@ -72,6 +75,10 @@ class AnchorConfig:
     rotation there, so it is penalised once) has ``probe_sigma_fs_deg``.
     ``foreshortening_probe_steps`` probe-only steps per candidate in :func:`choose_foreshortening`
     (0: no multi-start).
+    ``encoder_prior_views``: studies with exactly this many views (0: none) centre the latent prior on
+    the encoder's latent with weight ``encoder_prior_weight`` (see the module docstring); off in every
+    profile (two views, weight 0.1: better surfaces and EDV, a worse EF on the real LV; docs/results.md,
+    "Session 15").
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
@@ -95,6 +102,8 @@ class AnchorConfig:
     sdf_unit_mm: float = 50.0
     dice_weight: float = 0.5
     prior_weight: float = 1e-3
+    encoder_prior_views: int = 0
+    encoder_prior_weight: float = 0.0
     probe_warmup_steps: int = 0
     probe_prior_weight: float = 0.0
     probe_sigma_deg: float = 10.0
@@ -147,17 +156,20 @@ class AnchorFit:
 class LatentParam(nn.Module):
     """A latent vector, optionally whitened: ``z = μ + σ ⊙ u`` with ``u`` learnable.
 
-    ``z0`` (B, L) initial latents; ``mean``/``std`` (L,).
+    ``z0`` (B, L) initial latents; ``mean``/``std`` (L,); ``centre`` (B, L) or (L,) where the latent prior
+    (:meth:`mahalanobis`) is centred, ``mean`` when None.
     """
 
     mean: Tensor
     std: Tensor
+    centre: Tensor
 
-    def __init__(self, z0: Tensor, mean: Tensor, std: Tensor, whitened: bool) -> None:
+    def __init__(self, z0: Tensor, mean: Tensor, std: Tensor, whitened: bool, centre: Tensor | None = None) -> None:
         super().__init__()
         self.whitened = whitened
         self.register_buffer("mean", mean.detach().clone())
         self.register_buffer("std", std.detach().clone().clamp_min(1e-6))
+        self.register_buffer("centre", (mean if centre is None else centre).detach().clone())
         init = (z0 - mean) / self.std if whitened else z0
         self.value = nn.Parameter(init.detach().clone())
 
@@ -168,8 +180,9 @@ class LatentParam(nn.Module):
         return self.value
 
     def mahalanobis(self, z: Tensor) -> Tensor:
-        """Mean squared Mahalanobis distance (scalar) of latents (..., L) to the training latents."""
-        return (((z - self.mean) / self.std) ** 2).mean()
+        """Mean squared Mahalanobis distance (scalar) of latents (..., L) to the prior's centre (the training
+        latents' mean unless given), in the training latents' standard deviations."""
+        return (((z - self.centre) / self.std) ** 2).mean()
 
     def curvature(self, z: Tensor) -> Tensor:
         """Mean squared second difference over time (scalar) of latents (T, L), in training standard
@@ -309,7 +322,10 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     start = time.perf_counter()
     device = z0.device
     prior, decoder_params = finetunable_copy(prior, cfg.decoder_layers)
-    latent = LatentParam(z0[None], prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std).to(device)
+    on_encoder = bank.n_views == cfg.encoder_prior_views
+    latent = LatentParam(z0[None], prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std,
+                         centre=z0[None] if on_encoder else None).to(device)
+    prior_weight = cfg.encoder_prior_weight if on_encoder else cfg.prior_weight
     shape_groups: list[tuple[list[Tensor], float]] = [([latent.value], cfg.lr_latent)]
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
@@ -350,7 +366,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
         if probe_phase:
             loss = loss + cfg.probe_prior_weight * probe_penalty(probes, cfg)
         else:
-            loss = loss + cfg.prior_weight * latent.mahalanobis(z)
+            loss = loss + prior_weight * latent.mahalanobis(z)
             if tuning and hold_back is not None:
                 loss = loss + cfg.unseen_anchor_weight * hold_back.penalty(prior, z[0], cfg.unseen_anchor_points,
                                                                            generator)

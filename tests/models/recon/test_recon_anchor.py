@@ -10,11 +10,16 @@ import torch
 from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
 from models.geometry.frames import ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
+from models.recon.anchor import LatentParam
+from models.recon.control import StageControl
 from models.recon.pipeline import ReconConfig, reconstruct_study
+from models.recon.stages.anchor import anchor_ed
+from models.recon.stages.encode import encode_views
 from tests.models.recon.conftest import SPACING, ellipsoid_study
 
 SHAPE = (160, 128)
 TRUE_AXES = (25.0, 19.0, 45.0)
+CPU = torch.device("cpu")
 
 
 def _perturb(plane: ImagePlane, tilt_deg: float, offset_mm: tuple[float, float]) -> ImagePlane:
@@ -64,3 +69,31 @@ def test_probe_recovery_of_a_perturbed_a2c(one_thread: None) -> None:
     # decay (700 steps) still leaves ~40 % of the probe learning rate; placement is what the masks see.
     assert math.degrees(math.acos(min(cos, 1.0))) < 2.0
     assert result.edv_ml == pytest.approx(ellipsoid_volume_ml(TRUE_AXES), rel=0.03)
+
+
+@pytest.mark.parametrize("centre", [None, torch.tensor([0.3, -0.2, 0.1])])
+def test_latent_prior_is_the_whitened_distance_to_its_centre(centre: torch.Tensor | None) -> None:
+    mean, std = torch.tensor([0.1, 0.0, -0.1]), torch.tensor([0.5, 2.0, 1.0])
+    latent = LatentParam(torch.zeros(1, 3), mean, std, whitened=True, centre=centre)
+    at = mean if centre is None else centre
+    assert float(latent.mahalanobis(at[None])) == pytest.approx(0.0, abs=1e-12)
+    # one standard deviation off in each coordinate: 1 on average
+    assert float(latent.mahalanobis((at + std)[None])) == pytest.approx(1.0)
+
+
+ENCODER_LATENT = (0.2, 0.15, 0.1)
+
+
+@pytest.mark.parametrize(("encoder_prior_views", "expected"), [(2, ENCODER_LATENT), (3, (0.0, 0.0, 0.0))])
+def test_a_two_view_study_centres_the_latent_prior_on_the_encoder(
+        one_thread: None, encoder_prior_views: int, expected: tuple[float, float, float]) -> None:
+    """With an overwhelming latent prior the fit ends at the prior's centre: the encoder's latent when the
+    study has ``encoder_prior_views`` views, the training latents' mean (zero) otherwise."""
+    study = ellipsoid_study([TRUE_AXES], shape=SHAPE).subset(["A4C", "A2C"])
+    prior = analytic_prior(init_latent=ENCODER_LATENT)
+    cfg = ReconConfig.from_profile("smoke", ed_only=True, optimise_probes=False).with_overrides(
+        [("anchor.prior_weight", "1e4"), ("anchor.encoder_prior_weight", "1e4"),
+         ("anchor.encoder_prior_views", str(encoder_prior_views))])
+    enc = encode_views(study, prior, cfg, CPU)
+    anc = anchor_ed(enc, prior, cfg, CPU, torch.Generator().manual_seed(0), StageControl("test"))
+    torch.testing.assert_close(anc.z_ed, torch.tensor(expected), atol=0.03, rtol=0.0)
