@@ -77,8 +77,8 @@ class AnchorConfig:
     (0: no multi-start).
     ``encoder_prior_views``: studies with exactly this many views (0: none) centre the latent prior on
     the encoder's latent with weight ``encoder_prior_weight`` (see the module docstring); off in every
-    profile (two views, weight 0.1: better surfaces and EDV, a worse EF on the real LV; docs/results.md,
-    "Session 15").
+    profile (weight 0.1: better surfaces in both; two views, a worse EF on the real LV; three views,
+    worse volumes; docs/results.md, "Session 15").
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
