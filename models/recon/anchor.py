@@ -5,10 +5,10 @@ Steps alternate ``shape_steps`` updates of the shape (the latent, optionally the
 last linear layers) with ``probe_steps`` updates of the free probes (the reference's 8:2).
 Loss: BCE + 0.5·Dice of the soft rendered masks over boundary-weighted pixel samples, plus
 ``prior_weight`` × the mean squared Mahalanobis distance of ``z`` to the training latents
-(diagonal covariance) so the shape stays plausible where no view constrains it. For a study with
-``encoder_prior_views`` views the latent prior is instead ``encoder_prior_weight`` × the same
-distance to the encoder's latent: the encoder, trained with views dropped, predicts the sectors no
-view shows from the views there are, where the population mean knows nothing of the patient.
+(diagonal covariance) so the shape stays plausible where no view constrains it; with ``prior_centre``
+``"encoder"`` the same distance is taken to the encoder's latent instead: the encoder, trained with
+views dropped, predicts the sectors no view shows from the views there are, where the population
+mean knows nothing of the patient.
 
 Gauge: a rigid motion (and a global scale) of every probe and the shape together leaves all
 rendered masks unchanged. ``ReconConfig.gauge`` fixes it: ``anchor`` keeps the first view's
@@ -52,6 +52,10 @@ from models.recon.schedule import EarlyStopper, cosine_factor, point_count
 from models.recon.shape_model import ReconPrior
 from models.recon.unseen_anchor import UnseenPool
 
+PRIOR_CENTRES = ("mean", "encoder")
+"""Where the latent prior is centred (``AnchorConfig.prior_centre``): the training latents' mean or the
+encoder's latent."""
+
 
 @dataclass(frozen=True)
 class AnchorConfig:
@@ -75,10 +79,9 @@ class AnchorConfig:
     rotation there, so it is penalised once) has ``probe_sigma_fs_deg``.
     ``foreshortening_probe_steps`` probe-only steps per candidate in :func:`choose_foreshortening`
     (0: no multi-start).
-    ``encoder_prior_views``: studies with exactly this many views (0: none) centre the latent prior on
-    the encoder's latent with weight ``encoder_prior_weight`` (see the module docstring); off in every
-    profile (weight 0.1: better surfaces in both; two views, a worse EF on the real LV; three views,
-    worse volumes; docs/results.md, "Session 15").
+    ``prior_centre``: where the latent prior is centred, one of :data:`PRIOR_CENTRES` (see the module
+    docstring); ``"mean"`` in every profile (``"encoder"`` with weight 0.1: better surfaces; from two
+    views a worse EF on the real LV, from three worse volumes; docs/results.md, "Session 15").
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
@@ -102,8 +105,7 @@ class AnchorConfig:
     sdf_unit_mm: float = 50.0
     dice_weight: float = 0.5
     prior_weight: float = 1e-3
-    encoder_prior_views: int = 0
-    encoder_prior_weight: float = 0.0
+    prior_centre: str = "mean"
     probe_warmup_steps: int = 0
     probe_prior_weight: float = 0.0
     probe_sigma_deg: float = 10.0
@@ -322,10 +324,8 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     start = time.perf_counter()
     device = z0.device
     prior, decoder_params = finetunable_copy(prior, cfg.decoder_layers)
-    on_encoder = bank.n_views == cfg.encoder_prior_views
     latent = LatentParam(z0[None], prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std,
-                         centre=z0[None] if on_encoder else None).to(device)
-    prior_weight = cfg.encoder_prior_weight if on_encoder else cfg.prior_weight
+                         centre=z0[None] if cfg.prior_centre == "encoder" else None).to(device)
     shape_groups: list[tuple[list[Tensor], float]] = [([latent.value], cfg.lr_latent)]
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
@@ -366,7 +366,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
         if probe_phase:
             loss = loss + cfg.probe_prior_weight * probe_penalty(probes, cfg)
         else:
-            loss = loss + prior_weight * latent.mahalanobis(z)
+            loss = loss + cfg.prior_weight * latent.mahalanobis(z)
             if tuning and hold_back is not None:
                 loss = loss + cfg.unseen_anchor_weight * hold_back.penalty(prior, z[0], cfg.unseen_anchor_points,
                                                                            generator)

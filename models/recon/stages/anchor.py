@@ -12,7 +12,7 @@ from torch import Tensor
 
 from models.errors import ErrorCode, InputError
 from models.geometry.frames import ProbePose
-from models.recon.anchor import AnchorConfig, fit_anchor
+from models.recon.anchor import PRIOR_CENTRES, AnchorConfig, fit_anchor
 from models.recon.box import bounding_box, box_tensors
 from models.recon.config import GAUGES, ReconConfig
 from models.recon.control import StageControl
@@ -46,6 +46,9 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
     if cfg.pose_init not in POSE_INITS:
         raise InputError(f"unknown pose initialisation {cfg.pose_init!r}; expected one of {', '.join(POSE_INITS)}",
                          code=ErrorCode.VALIDATION_FAILED, field="pose_init")
+    if cfg.anchor.prior_centre not in PRIOR_CENTRES:
+        raise InputError(f"unknown latent prior centre {cfg.anchor.prior_centre!r}; expected one of "
+                         f"{', '.join(PRIOR_CENTRES)}", code=ErrorCode.VALIDATION_FAILED, field="anchor.prior_centre")
     names, masks, spacing, observed = enc.names, enc.masks, enc.spacing, enc.observed
     init = initial_poses(names, [masks[v][0] for v in names], [spacing[v] for v in names], cfg.pose_init,
                          multi_start=cfg.anchor.foreshortening_probe_steps > 0)

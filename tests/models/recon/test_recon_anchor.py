@@ -9,6 +9,7 @@ import pytest
 import torch
 from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
+from models.errors import InputError
 from models.geometry.frames import ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
 from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
@@ -84,16 +85,23 @@ def test_latent_prior_is_the_whitened_distance_to_its_centre(centre: torch.Tenso
 ENCODER_LATENT = (0.2, 0.15, 0.1)
 
 
-@pytest.mark.parametrize(("encoder_prior_views", "expected"), [(2, ENCODER_LATENT), (3, (0.0, 0.0, 0.0))])
-def test_a_two_view_study_centres_the_latent_prior_on_the_encoder(
-        one_thread: None, encoder_prior_views: int, expected: tuple[float, float, float]) -> None:
-    """With an overwhelming latent prior the fit ends at the prior's centre: the encoder's latent when the
-    study has ``encoder_prior_views`` views, the training latents' mean (zero) otherwise."""
+@pytest.mark.parametrize(("prior_centre", "expected"), [("encoder", ENCODER_LATENT), ("mean", (0.0, 0.0, 0.0))])
+def test_the_latent_prior_centre_is_where_an_overwhelming_prior_ends_the_fit(
+        one_thread: None, prior_centre: str, expected: tuple[float, float, float]) -> None:
+    """With an overwhelming latent prior the fit ends at the prior's centre: the encoder's latent, or the
+    training latents' mean (zero)."""
     study = ellipsoid_study([TRUE_AXES], shape=SHAPE).subset(["A4C", "A2C"])
     prior = analytic_prior(init_latent=ENCODER_LATENT)
     cfg = ReconConfig.from_profile("smoke", ed_only=True, optimise_probes=False).with_overrides(
-        [("anchor.prior_weight", "1e4"), ("anchor.encoder_prior_weight", "1e4"),
-         ("anchor.encoder_prior_views", str(encoder_prior_views))])
+        [("anchor.prior_weight", "1e4"), ("anchor.prior_centre", prior_centre)])
     enc = encode_views(study, prior, cfg, CPU)
     anc = anchor_ed(enc, prior, cfg, CPU, torch.Generator().manual_seed(0), StageControl("test"))
     torch.testing.assert_close(anc.z_ed, torch.tensor(expected), atol=0.03, rtol=0.0)
+
+
+def test_an_unknown_latent_prior_centre_is_a_typed_error() -> None:
+    study = ellipsoid_study([TRUE_AXES], shape=SHAPE).subset(["A4C", "A2C"])
+    cfg = ReconConfig.from_profile("smoke", ed_only=True).with_overrides([("anchor.prior_centre", "median")])
+    with pytest.raises(InputError, match="prior centre 'median'") as err:
+        reconstruct_study(study, analytic_prior(), cfg, CPU)
+    assert err.value.field == "anchor.prior_centre"
