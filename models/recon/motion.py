@@ -1,6 +1,7 @@
 """4D motion: per-frame latents refined by a BiLSTM and a neural velocity field (reference §2.3–2.4).
 
-Trained per study with the probes frozen (they were fitted at ED):
+Trained per study, with the probes fitted at ED as the start (held, or refined with every frame's
+masks: ``probe_steps`` > 0, below):
 
 * per-frame latents ``z_t`` (initialised from the encoder, or — the default warm start —
   from the fitted ED latent plus the encoder's frame-to-frame change) are refined by a
@@ -22,12 +23,18 @@ Trained per study with the probes frozen (they were fitted at ED):
   reference's do; the ``default`` profile was tuned with 1 mm). The latents are detached in the
   transport term: the masks decide the shapes, the velocity field follows them (it only
   provides vertex correspondence for RSA).
+* with ``probe_steps`` > 0, every cycle of ``shape_steps`` steps is followed by ``probe_steps`` steps
+  that update only the probes (render loss over all frames, shapes held, plus the anchor stage's
+  probe prior). A probe is one physical pose for the whole cine, so the systolic masks constrain it
+  too: the ED fit alone leaves pose errors that the ED shape absorbs and that show at end-systole
+  (docs/results.md, "Session 16"). The reference freezes the probes here.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -48,7 +55,10 @@ class MotionConfig:
     transport loss each step (``<= 0``: all of them). Once the fit stops (a loss plateau or
     ``steps``), ``decay_steps`` more steps take every learning rate down to ``lr_floor`` on a
     cosine (:class:`~models.recon.schedule.DecayAfterStop`; 0: none, the reference): at a constant
-    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter)."""
+    rate the last step's noise stays in the per-frame shapes (frame-to-frame volume jitter).
+    ``probe_steps`` > 0 refines the probes in ``probe_steps`` of every ``shape_steps + probe_steps``
+    steps (Adam, ``lr_probe`` rad for rotations and ``lr_probe · sdf_unit_mm`` mm for shifts, as the
+    anchor stage); 0 holds them (the reference)."""
 
     steps: int = 2000
     min_steps: int = 2000
@@ -82,6 +92,9 @@ class MotionConfig:
     rel_tol: float = 2e-3
     decay_steps: int = 0
     lr_floor: float = 1.0
+    probe_steps: int = 0
+    shape_steps: int = 8
+    lr_probe: float = 5e-3
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
@@ -205,7 +218,8 @@ def _newton_step(prior: ReconPrior, z: Tensor, x: Tensor, max_step_mm: float) ->
 
 def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: ProbeParams, surface_seed: Tensor,
                bbox: tuple[Tensor, Tensor], cfg: MotionConfig, generator: torch.Generator,
-               control: StageControl | None = None) -> MotionFit:
+               control: StageControl | None = None,
+               probe_prior: Callable[[ProbeParams], Tensor] | None = None) -> MotionFit:
     """Fit per-frame latents, BiLSTM and velocity field to all frames of ``bank``.
 
     ``z_init`` (T, L) initial latents (frame 0 = ED); ``surface_seed`` (S, 3) mm points on the ED
@@ -215,8 +229,9 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     start = time.perf_counter()
     device = z_init.device
     n_frames = int(z_init.shape[0])
-    with torch.no_grad():
-        rot, trans, scale = (a.detach() for a in probes.transforms())
+    fit_probes = cfg.probe_steps > 0 and bool(probes.free.any())
+    cycle = cfg.shape_steps + (cfg.probe_steps if fit_probes else 0)
+    probe_opt = Adam([([probes.fs, probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
     latents = LatentParam(z_init, prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std).to(device)
     refiner = LatentRefiner(prior.latent_dim, cfg.lstm_hidden, prior.latent_mean, prior.latent_std).to(device)
     velocity = VelocityField(cfg.velocity_width, cfg.velocity_freqs_x, cfg.velocity_freqs_t).to(device)
@@ -242,6 +257,11 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     lo, hi = bbox
     schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
                               cfg.lr_floor)
+    def held_poses() -> tuple[Tensor, Tensor, Tensor]:
+        with torch.no_grad():
+            return probes.transforms()
+
+    poses = held_poses()
     history: list[float] = []
     step = 0
     n_views = bank.n_views
@@ -250,24 +270,32 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
             frames = torch.arange(n_frames, device=device)
         else:
             frames = torch.randperm(n_frames, generator=generator, device=device)[: cfg.frames_per_step]
-        z_all = refined()
         rc, target = bank.sample(frames, max(cfg.points_per_frame // n_views, 1), generator)
-        x = pixels_to_points(rc, bank.spacing, rot, trans, scale)  # (B, V, n, 3)
-        f = prior.sdf(z_all[frames], x.reshape(len(frames), -1, 3)).reshape(target.shape)
-        loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
-        if temporal_weight > 0 and n_frames > 2:
-            loss = loss + temporal_weight * latents.curvature(z_all)
-        if cfg.use_velocity and n_frames > 1:
-            loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
-                                           generator)
-        opt.lr_scale = schedule.factor(step)
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        value = float(loss.detach())
-        history.append(value)
-        if schedule.update(step, value):
-            break
+        if fit_probes and (step % cycle) >= cfg.shape_steps:
+            with torch.no_grad():
+                z_held = refined()[frames]
+            _probe_step(prior, z_held, probes, bank, rc, target, alpha, cfg.dice_weight, probe_prior, probe_opt,
+                        schedule.factor(step))
+        else:
+            if fit_probes:
+                poses = held_poses()
+            z_all = refined()
+            x = pixels_to_points(rc, bank.spacing, *poses)  # (B, V, n, 3)
+            f = prior.sdf(z_all[frames], x.reshape(len(frames), -1, 3)).reshape(target.shape)
+            loss = render_loss(f, target, alpha, cfg.dice_weight) + cfg.prior_weight * latents.mahalanobis(z_all)
+            if temporal_weight > 0 and n_frames > 2:
+                loss = loss + temporal_weight * latents.curvature(z_all)
+            if cfg.use_velocity and n_frames > 1:
+                loss = loss + _transport_terms(prior, velocity, z_all.detach(), surf, frames, times, lo, hi, cfg,
+                                               generator)
+            opt.lr_scale = schedule.factor(step)
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            value = float(loss.detach())
+            history.append(value)
+            if schedule.update(step, value):
+                break
         if control is not None and step % 25 == 0:
             control.report(step / schedule.max_steps, step, schedule.max_steps)
             if step % 100 == 0:
@@ -275,6 +303,22 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     with torch.no_grad():
         z_tilde = refined().detach().clone()
     return MotionFit(z_tilde, velocity if cfg.use_velocity else None, step + 1, time.perf_counter() - start, history)
+
+
+def _probe_step(prior: ReconPrior, z: Tensor, probes: ProbeParams, bank: PixelBank, rc: Tensor, target: Tensor,
+                alpha: float, dice_weight: float, probe_prior: Callable[[ProbeParams], Tensor] | None, opt: Adam,
+                lr_scale: float) -> None:
+    """One update of the probes on the sampled pixels ``rc`` (B, V, n, 2) of B frames, their shapes ``z``
+    (B, L) held: render loss plus ``probe_prior(probes)``."""
+    x = pixels_to_points(rc, bank.spacing, *probes.transforms())
+    f = prior.sdf(z, x.reshape(len(z), -1, 3)).reshape(target.shape)
+    loss = render_loss(f, target, alpha, dice_weight)
+    if probe_prior is not None:
+        loss = loss + probe_prior(probes)
+    opt.lr_scale = lr_scale
+    opt.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    opt.step()
 
 
 def _transport_terms(prior: ReconPrior, velocity: VelocityField, z_all: Tensor, surf: Tensor, frames: Tensor,

@@ -1,5 +1,6 @@
-"""Stage ``motion``: per-frame latents refined with the probes frozen (BiLSTM + velocity field, see
-``models.recon.motion``) and the box the sequence lives in."""
+"""Stage ``motion``: per-frame latents refined (BiLSTM + velocity field, and the probes where
+``motion.probe_steps`` > 0 under the anchor stage's probe prior; see ``models.recon.motion``) and the box
+the sequence lives in."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from models.recon.anchor import probe_penalty
 from models.recon.box import bounding_box, box_tensors
 from models.recon.config import ReconConfig
 from models.recon.control import StageControl
 from models.recon.motion import MotionFit, VelocityField, fit_motion, project_to_surface
-from models.recon.rendering import PixelBank
+from models.recon.rendering import PixelBank, ProbeParams
 from models.recon.shape_model import ReconPrior
 from models.recon.stages.anchor import AnchoredED
 from models.recon.stages.encode import EncodedViews
@@ -55,8 +57,15 @@ def fit_frames(enc: EncodedViews, anc: AnchoredED, cfg: ReconConfig, device: tor
             motion_cfg = cfg.motion
             if not cfg.use_motion:
                 motion_cfg = replace(motion_cfg, use_lstm=False, use_velocity=False)
+            anchor_cfg = cfg.anchor
+
+            def probe_prior(probes: ProbeParams) -> Tensor:
+                return anchor_cfg.probe_prior_weight * probe_penalty(probes, anchor_cfg)
+
+            if not cfg.optimise_probes:
+                motion_cfg = replace(motion_cfg, probe_steps=0)
             mfit: MotionFit = fit_motion(prior, z_init, bank, anc.probes, seed, box_tensors(lo, hi, device),
-                                         motion_cfg, generator, control)
+                                         motion_cfg, generator, control, probe_prior)
             z_frames, velocity = mfit.z_tilde, mfit.velocity
             info = {"steps": mfit.steps, "final_loss": float(np.mean(mfit.loss_history[-10:]))}
     return FrameLatents(z_frames, velocity, lo, hi, info)
