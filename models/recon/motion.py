@@ -224,7 +224,8 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
 
     ``z_init`` (T, L) initial latents (frame 0 = ED); ``surface_seed`` (S, 3) mm points on the ED
     surface (transport samples start from them); ``bbox`` (lo (3,), hi (3,)) mm for uniform
-    smoothness samples. Probes are frozen.
+    smoothness samples. The probes are held unless ``cfg.probe_steps`` > 0; then they are updated in
+    place, with ``probe_prior(probes)`` (a scalar) added to their loss.
     """
     start = time.perf_counter()
     device = z_init.device
@@ -257,6 +258,7 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     lo, hi = bbox
     schedule = DecayAfterStop(EarlyStopper(cfg.patience, cfg.rel_tol, cfg.min_steps), cfg.steps, cfg.decay_steps,
                               cfg.lr_floor)
+
     def held_poses() -> tuple[Tensor, Tensor, Tensor]:
         with torch.no_grad():
             return probes.transforms()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from recon_analytic import ellipsoid_mask
 
-from models.geometry.frames import VIEW_NAMES, ImagePlane, nominal_plane
+from models.geometry.frames import VIEW_NAMES, ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
 from models.study import Study, ViewSequence
 
 SPACING = (0.7, 0.7)
@@ -26,6 +27,16 @@ def ellipsoid_study(frames: Sequence[Sequence[float]], planes: dict[str, ImagePl
         masks = np.stack([ellipsoid_mask(a, plane) for a in frames])
         out[v] = ViewSequence(v, masks, SPACING, 25.0)
     return Study(out)
+
+
+def turned_plane(plane: ImagePlane, tilt_deg: float, offset_mm: tuple[float, float], pivot_z_mm: float) -> ImagePlane:
+    """``plane`` rotated in-plane (about its normal through the long-axis point at ``pivot_z_mm``) and
+    shifted in-plane by ``offset_mm``: a probe placed wrongly."""
+    pose = plane.pose
+    rot = rotation_from_axis_angle(pose.normal, math.radians(tilt_deg))
+    pivot = np.array([0.0, 0.0, pivot_z_mm])
+    t = rot @ (pose.translation - pivot) + pivot + pose.rotation[:, :2] @ np.asarray(offset_mm)
+    return ImagePlane(plane.shape, plane.spacing_mm, ProbePose(rot @ pose.rotation, t, pose.scale))
 
 
 @pytest.fixture()

@@ -10,26 +10,17 @@ import torch
 from recon_analytic import analytic_prior, ellipsoid_volume_ml
 
 from models.errors import InputError
-from models.geometry.frames import ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
+from models.geometry.frames import ImagePlane, nominal_plane
 from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from models.recon.stages.anchor import anchor_ed
 from models.recon.stages.encode import encode_views
-from tests.models.recon.conftest import SPACING, ellipsoid_study
+from tests.models.recon.conftest import SPACING, ellipsoid_study, turned_plane
 
 SHAPE = (160, 128)
 TRUE_AXES = (25.0, 19.0, 45.0)
 CPU = torch.device("cpu")
-
-
-def _perturb(plane: ImagePlane, tilt_deg: float, offset_mm: tuple[float, float]) -> ImagePlane:
-    """Rotate ``plane`` in-plane (about its normal through mid-cavity) and shift it in-plane."""
-    pose = plane.pose
-    rot = rotation_from_axis_angle(pose.normal, math.radians(tilt_deg))
-    pivot = np.array([0.0, 0.0, 45.0])
-    t = rot @ (pose.translation - pivot) + pivot + pose.rotation[:, :2] @ np.asarray(offset_mm)
-    return ImagePlane(plane.shape, plane.spacing_mm, ProbePose(rot @ pose.rotation, t, pose.scale))
 
 
 @pytest.mark.parametrize("pose_init", ["nominal", "mask", "base"])
@@ -45,7 +36,7 @@ def test_ellipsoid_volume_within_two_percent(one_thread: None, pose_init: str) -
 
 def test_probe_recovery_of_a_perturbed_a2c(one_thread: None) -> None:
     planes = {v: nominal_plane(v, SHAPE, SPACING) for v in ("A4C", "A2C", "A3C")}
-    true_a2c = _perturb(planes["A2C"], tilt_deg=6.0, offset_mm=(4.0, 3.0))
+    true_a2c = turned_plane(planes["A2C"], tilt_deg=6.0, offset_mm=(4.0, 3.0), pivot_z_mm=45.0)
     planes_true = {**planes, "A2C": true_a2c}
     study = ellipsoid_study([TRUE_AXES, TRUE_AXES], planes=planes_true, shape=SHAPE)
     # the nominal start leaves the in-plane error to the fit: as wide a prior in plane as out of it;

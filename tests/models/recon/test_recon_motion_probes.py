@@ -3,34 +3,23 @@ for the whole cine, so every frame's masks inform them (analytic ellipsoid prior
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from recon_analytic import analytic_prior
 
-from models.geometry.frames import ImagePlane, ProbePose, nominal_plane, rotation_from_axis_angle
+from models.geometry.frames import ImagePlane, ProbePose, nominal_plane
 from models.recon.pipeline import ReconConfig, reconstruct_study
 from models.recon.result import ReconResult
-from tests.models.recon.conftest import SPACING, ellipsoid_study
+from tests.models.recon.conftest import SPACING, ellipsoid_study, turned_plane
 
 SHAPE = (128, 104)
 CYCLE = [(22.0 - 3.0 * s, 18.0 - 2.5 * s, 42.0 - 3.0 * s) for s in np.sin(np.pi * np.arange(6) / 5)]
 CPU = torch.device("cpu")
 
 
-def _turned(plane: ImagePlane, tilt_deg: float, offset_mm: tuple[float, float]) -> ImagePlane:
-    """``plane`` rotated in-plane about mid-cavity and shifted in-plane."""
-    pose = plane.pose
-    rot = rotation_from_axis_angle(pose.normal, math.radians(tilt_deg))
-    pivot = np.array([0.0, 0.0, 42.0])
-    t = rot @ (pose.translation - pivot) + pivot + pose.rotation[:, :2] @ np.asarray(offset_mm)
-    return ImagePlane(plane.shape, plane.spacing_mm, ProbePose(rot @ pose.rotation, t, pose.scale))
-
-
 PLANES = {v: nominal_plane(v, SHAPE, SPACING) for v in ("A4C", "A2C", "A3C")}
-TRUE = {**PLANES, "A2C": _turned(PLANES["A2C"], tilt_deg=5.0, offset_mm=(3.0, 2.0))}
+TRUE = {**PLANES, "A2C": turned_plane(PLANES["A2C"], tilt_deg=5.0, offset_mm=(3.0, 2.0), pivot_z_mm=42.0)}
 
 
 def _reconstruct(probe_steps: int) -> ReconResult:
