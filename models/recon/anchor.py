@@ -275,7 +275,7 @@ def choose_foreshortening(prior: ReconPrior, z: Tensor, bank: PixelBank, probes:
     for i, (_, c) in enumerate(pairs):
         copies.set_foreshortening(i, c)
     sub = bank.select(idx)
-    opt = Adam([([copies.fs, copies.omega], cfg.lr_probe), ([copies.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
+    opt = copies.optimiser(cfg.lr_probe, cfg.sdf_unit_mm, scale=False)
     frames = torch.zeros(1, dtype=torch.long, device=z.device)
     n = max(cfg.points_end // max(bank.n_views, 1), 64)
     alpha = alpha_per_mm(cfg.alpha_start, cfg.alpha_end, cfg.sdf_unit_mm, 0.5)
@@ -330,8 +330,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
     shape_opt = Adam(shape_groups)
-    probe_opt = Adam([([probes.fs, probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm),
-                      ([probes.log_scale], cfg.lr_probe)])
+    probe_opt = probes.optimiser(cfg.lr_probe, cfg.sdf_unit_mm)
     optimise_probes = cfg.optimise_probes and bool(probes.free.any()) and cfg.probe_steps > 0
     cycle = cfg.shape_steps + (cfg.probe_steps if optimise_probes else 0)
     stopper = EarlyStopper(cfg.patience, cfg.rel_tol, max(cfg.min_steps, cfg.anneal_steps))

@@ -43,7 +43,14 @@ from torch import Tensor, nn
 from models.recon.anchor import LatentParam
 from models.recon.control import StageControl
 from models.recon.optim import Adam
-from models.recon.rendering import PixelBank, ProbeParams, alpha_per_mm, pixels_to_points, render_loss
+from models.recon.rendering import (
+    PixelBank,
+    ProbeParams,
+    alpha_per_mm,
+    pixels_to_points,
+    render_loss,
+    render_points,
+)
 from models.recon.schedule import DecayAfterStop, EarlyStopper
 from models.recon.shape_model import ReconPrior
 
@@ -231,8 +238,8 @@ def fit_motion(prior: ReconPrior, z_init: Tensor, bank: PixelBank, probes: Probe
     device = z_init.device
     n_frames = int(z_init.shape[0])
     fit_probes = cfg.probe_steps > 0 and bool(probes.free.any())
-    cycle = cfg.shape_steps + (cfg.probe_steps if fit_probes else 0)
-    probe_opt = Adam([([probes.fs, probes.omega], cfg.lr_probe), ([probes.delta], cfg.lr_probe * cfg.sdf_unit_mm)])
+    cycle = cfg.shape_steps + cfg.probe_steps
+    probe_opt = probes.optimiser(cfg.lr_probe, cfg.sdf_unit_mm)
     latents = LatentParam(z_init, prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std).to(device)
     refiner = LatentRefiner(prior.latent_dim, cfg.lstm_hidden, prior.latent_mean, prior.latent_std).to(device)
     velocity = VelocityField(cfg.velocity_width, cfg.velocity_freqs_x, cfg.velocity_freqs_t).to(device)
@@ -312,7 +319,7 @@ def _probe_step(prior: ReconPrior, z: Tensor, probes: ProbeParams, bank: PixelBa
                 lr_scale: float) -> None:
     """One update of the probes on the sampled pixels ``rc`` (B, V, n, 2) of B frames, their shapes ``z``
     (B, L) held: render loss plus ``probe_prior(probes)``."""
-    x = pixels_to_points(rc, bank.spacing, *probes.transforms())
+    x = render_points(probes, rc, bank.spacing)
     f = prior.sdf(z, x.reshape(len(z), -1, 3)).reshape(target.shape)
     loss = render_loss(f, target, alpha, dice_weight)
     if probe_prior is not None:

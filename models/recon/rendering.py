@@ -40,6 +40,7 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from models.geometry.frames import ProbePose
+from models.recon.optim import Adam
 from models.recon.sampling import cumulative_rows, sample_rows
 
 
@@ -115,6 +116,16 @@ class ProbeParams(nn.Module):
     @property
     def n_views(self) -> int:
         return int(self.rot0.shape[0])
+
+    def optimiser(self, lr_rad: float, sdf_unit_mm: float, scale: bool = True) -> Adam:
+        """Adam over the residuals: ``fs`` and ``omega`` at ``lr_rad``, ``delta`` at ``lr_rad · sdf_unit_mm``
+        mm (the reference's unit-sphere step in mm) and, with ``scale``, ``log_scale`` at ``lr_rad`` (it moves
+        only where the scale is free)."""
+        groups: list[tuple[list[Tensor], float]] = [([self.fs, self.omega], lr_rad),
+                                                    ([self.delta], lr_rad * sdf_unit_mm)]
+        if scale:
+            groups.append(([self.log_scale], lr_rad))
+        return Adam(groups)
 
     def transforms(self) -> tuple[Tensor, Tensor, Tensor]:
         """Current ``R`` (V, 3, 3), ``t`` (V, 3) mm and ``s`` (V,)."""
