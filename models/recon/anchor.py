@@ -85,6 +85,9 @@ class AnchorConfig:
     ``unseen_anchor_weight`` × the mean squared SDF change (mm²) of the fine-tuned decoder at
     ``unseen_anchor_points`` unobserved points per shape step (:mod:`models.recon.unseen_anchor`)
     holds the fine-tuning back where no view looks; 0 disables it.
+    ``joint_es``: a sequence's anchor fits an end-systolic latent beside the ED one, both seen by the same
+    probes (the same points per step, split between the two frames), so that the probe poses explain the
+    systolic masks too; only the ED latent is kept.
     """
 
     max_steps: int = 1500
@@ -128,6 +131,7 @@ class AnchorConfig:
     unseen_anchor_points: int = 512
     unseen_band_mm: float = 10.0
     unseen_plane_sigma_mm: float = 3.0
+    joint_es: bool = False
 
     @property
     def decoder_layers(self) -> int:
@@ -311,21 +315,23 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
                generator: torch.Generator, control: StageControl | None = None,
                unseen: UnseenPool | Callable[[Tensor], UnseenPool | None] | None = None,
                candidates: Sequence[Sequence[float]] | None = None) -> AnchorFit:
-    """Fit latent and probes to frame 0 of ``bank`` (the ED masks of every view).
+    """Fit latent and probes to ``bank``: frame 0 the ED masks of every view, a frame 1 (when present) the
+    ES masks, fitted with their own latent under the same probes.
 
-    ``z0`` (L,) initial latent; ``unseen`` the points where decoder fine-tuning is held back
-    (used when the config fine-tunes and ``unseen_anchor_weight`` > 0), or a function of the
-    current latent (L,) that builds them under the current probes (called when fine-tuning
+    ``z0`` (L,) the initial ED latent, or (F, L) one per frame of ``bank``; ``unseen`` the points where
+    decoder fine-tuning is held back (used when the config fine-tunes and ``unseen_anchor_weight`` > 0),
+    or a function of the current ED latent (L,) that builds them under the current probes (called when fine-tuning
     starts and every ``unseen_refresh_steps`` after); ``candidates`` per view the foreshortening
     tilts (rad) of :func:`choose_foreshortening`, run when the shape-only warm-up ends. Returns
-    the fitted latent (L,), the fitted probes (the same module, updated in place), the prior
+    the fitted ED latent (L,), the fitted probes (the same module, updated in place), the prior
     actually used (a fine-tuned copy if requested) and, in ``tilts_rad``, the chosen tilts.
     """
     start = time.perf_counter()
     device = z0.device
     prior, decoder_params = finetunable_copy(prior, cfg.decoder_layers)
-    latent = LatentParam(z0[None], prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std,
-                         centre=z0[None] if cfg.prior_centre == "encoder" else None).to(device)
+    z_start = z0[None] if z0.dim() == 1 else z0
+    latent = LatentParam(z_start, prior.latent_mean, prior.latent_std, cfg.latent_lr_in_std,
+                         centre=z_start if cfg.prior_centre == "encoder" else None).to(device)
     shape_groups: list[tuple[list[Tensor], float]] = [([latent.value], cfg.lr_latent)]
     if decoder_params:
         shape_groups.append((list(decoder_params), cfg.lr_decoder))
@@ -337,7 +343,7 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
     holds_back = bool(decoder_params) and cfg.holds_back_unseen
     hold_back = unseen if holds_back and isinstance(unseen, UnseenPool) else None
     build = unseen if holds_back and callable(unseen) and not isinstance(unseen, UnseenPool) else None
-    frames = torch.zeros(1, dtype=torch.long, device=device)
+    frames = torch.arange(len(z_start), dtype=torch.long, device=device)
     history: list[float] = []
     tilts: list[float] | None = None
     stopped = False
@@ -353,14 +359,14 @@ def fit_anchor(prior: ReconPrior, z0: Tensor, bank: PixelBank, probes: ProbePara
                 cfg.unseen_refresh_steps > 0 and (step - cfg.finetune_start_steps) % cfg.unseen_refresh_steps == 0)):
             hold_back = build(latent()[0].detach())
         n = point_count(step, cfg.points_ramp_steps, cfg.points_start, cfg.points_end)
-        rc, target = bank.sample(frames, max(n // bank.n_views, 1), generator)
+        rc, target = bank.sample(frames, max(n // (bank.n_views * len(frames)), 1), generator)
         alpha = alpha_per_mm(cfg.alpha_start, cfg.alpha_end, cfg.sdf_unit_mm, step / max(cfg.anneal_steps, 1))
         with torch.set_grad_enabled(probe_phase):
             x = render_points(probes, rc, bank.spacing)
         z = latent()
         if probe_phase:
             z = z.detach()
-        f = prior.sdf(z, x.reshape(1, -1, 3)).reshape(target.shape)
+        f = prior.sdf(z, x.reshape(len(frames), -1, 3)).reshape(target.shape)
         loss = render_loss(f, target, alpha, cfg.dice_weight)
         if probe_phase:
             loss = loss + cfg.probe_prior_weight * probe_penalty(probes, cfg)

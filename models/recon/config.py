@@ -34,7 +34,10 @@
   (#14 item 4; the earlier one had 80 cohort-1.0 subjects) and the latent prior ten times stronger
   (``prior_weight`` 1e-2 in both stages, 1e-3 before): test split ED MAE 1.02 → 0.81 mm, Hausdorff
   8.3 → 5.2 mm, EF, EDV and ESV errors within 5 % of before or better; real LV EF error below
-  Simpson's (docs/results.md, "Session 13").
+  Simpson's (docs/results.md, "Session 13"). Session 17: the anchor stage of a sequence fits the
+  end-systolic frame beside ED under the same probes (``anchor.joint_es``), so the probe poses explain the
+  systolic masks too: test split |ESV| 3.72 → 3.69 mL, |EF| 1.105 → 1.067 points, real LV |EF| 0.54 → 0.41
+  (docs/results.md, "Session 17").
 * ``smoke`` — a few steps on a coarse grid, for tests.
 """
 
@@ -110,7 +113,7 @@ class ReconConfig:
                     finetune_start_steps=200, unseen_refresh_steps=100,
                     finetune_layers=2, lr_decoder=2e-4, unseen_anchor_weight=0.5,
                     points_start=2048, points_end=2048, points_ramp_steps=0, anneal_steps=150,
-                    patience=100, rel_tol=5e-3,
+                    patience=100, rel_tol=5e-3, joint_es=True,
                 ),
                 motion=MotionConfig(
                     steps=300, min_steps=40, frames_per_step=0, points_per_frame=256, transport_points=128,

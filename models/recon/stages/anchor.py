@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from models.errors import ErrorCode, InputError
@@ -59,7 +60,9 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
     centroids = np.stack([mask_centroid_world(masks[v][0], spacing[v], p) for v, p in zip(names, poses0, strict=True)])
     probes = ProbeParams(poses0, centroids, anchored=anchored, optimise_scale=cfg.anchor.optimise_scale,
                          bases_mm=init.pivots).to(device)
-    bank_ed = PixelBank.build([masks[v][:1] for v in names], [spacing[v] for v in names], device,
+    es = _es_frame(masks, spacing) if cfg.anchor.joint_es else 0
+    fit_frames = [0, es] if es > 0 else [0]
+    bank_ed = PixelBank.build([masks[v][fit_frames] for v in names], [spacing[v] for v in names], device,
                               sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
     z_ed = enc.z_enc[0]
     info: dict[str, Any] = {"steps": 0, "stopped_early": False}
@@ -73,17 +76,23 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
                               box_tensors(*box, device), 4 * anchor_cfg.unseen_anchor_points,
                               anchor_cfg.unseen_band_mm, anchor_cfg.unseen_plane_sigma_mm, generator)
 
-        fit = fit_anchor(prior, z_ed, bank_ed, probes, anchor_cfg, generator, control,
+        fit = fit_anchor(prior, enc.z_enc[fit_frames], bank_ed, probes, anchor_cfg, generator, control,
                          unseen_pool if anchor_cfg.holds_back_unseen else None, init.candidates_rad)
         z_ed, prior = fit.z, fit.prior
         info = {"steps": fit.steps, "stopped_early": fit.stopped_early,
                 "final_loss": float(np.mean(fit.loss_history[-10:])),
                 "decoder_layers_finetuned": anchor_cfg.decoder_layers,
-                "long_axis_mm": init.length_mm,
+                "long_axis_mm": init.length_mm, "fitted_frames": fit_frames,
                 "foreshortening_candidates_deg": {v: [math.degrees(c) for c in cands] for v, cands in
                                                   zip(names, init.candidates_rad, strict=True)},
                 "foreshortening_chosen_deg": dict(zip(names, (math.degrees(t) for t in fit.tilts_rad), strict=True))}
     return AnchoredED(prior, z_ed, probes, poses0, fixed, info)
+
+
+def _es_frame(masks: dict[str, NDArray[np.uint8]], spacing: dict[str, tuple[float, float]]) -> int:
+    """The frame (index into the masks (T, H, W)) whose cavity area (mm²) summed over views is smallest."""
+    areas = sum(m.reshape(len(m), -1).sum(1) * (spacing[v][0] * spacing[v][1]) for v, m in masks.items())
+    return int(np.argmin(areas))
 
 
 def _no_probes(cfg: ReconConfig) -> AnchorConfig:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from recon_analytic import analytic_prior, ellipsoid_volume_ml
+from recon_analytic import EllipsoidDecoder, analytic_prior, ellipsoid_volume_ml
 
 from models.errors import InputError
 from models.geometry.frames import ImagePlane, nominal_plane
@@ -96,3 +96,20 @@ def test_an_unknown_latent_prior_centre_is_a_typed_error() -> None:
     with pytest.raises(InputError, match="prior centre 'median'") as err:
         reconstruct_study(study, analytic_prior(), cfg, CPU)
     assert err.value.field == "anchor.prior_centre"
+
+
+@pytest.mark.parametrize(("joint_es", "fitted_frames"), [("false", [0]), ("true", [0, 2])])
+def test_the_joint_anchor_fits_end_systole_beside_ed_and_keeps_the_ed_latent(
+        one_thread: None, joint_es: str, fitted_frames: list[int]) -> None:
+    """``anchor.joint_es``: the frame with the smallest cavity (here frame 2) is fitted with its own latent under
+    the same probes; the stage hands on the ED latent, not the systolic one."""
+    mid, es = (23.0, 17.5, 43.0), (20.0, 15.0, 40.0)
+    study = ellipsoid_study([TRUE_AXES, mid, es, mid], shape=SHAPE)
+    prior = analytic_prior()
+    cfg = ReconConfig.from_profile("default").with_overrides([("anchor.joint_es", joint_es)])
+    enc = encode_views(study, prior, cfg, CPU)
+    anc = anchor_ed(enc, prior, cfg, CPU, torch.Generator().manual_seed(0), StageControl("test"))
+    assert anc.info["fitted_frames"] == fitted_frames
+    decoder = anc.prior.decoder
+    assert isinstance(decoder, EllipsoidDecoder)
+    torch.testing.assert_close(decoder.axes(anc.z_ed[None])[0], torch.tensor(TRUE_AXES), rtol=0.02, atol=0.0)
