@@ -175,7 +175,8 @@ def speed(
     no_3d: bool = typer.Option(False, "--no-3d", help="Skip the ED-only (3D) runs."),
     prior: Path | None = typer.Option(None, "--prior", help="Shape prior checkpoint (default: shipped)."),
     device: str = typer.Option("cpu", "--device"),
-    threads: int = typer.Option(1, "--threads", min=1),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default, one per "
+                                "core, as a worker with ECHO4D_TORCH_THREADS=0 runs)."),
     out: Path = typer.Option(DEFAULT_OUT, "--out"),
 ) -> None:
     """Seconds per stage, total, peak RSS and the paper/default ratio, on one study, in one process."""
@@ -185,7 +186,8 @@ def speed(
         from models.bench.speed import run_speed, write_speed
         from models.device import resolve_device
 
-        torch.set_num_threads(threads)
+        if threads > 0:
+            torch.set_num_threads(threads)
         dev = resolve_device(device)
         if study is None:
             from models.cohort.generate import CohortConfig, generate_case

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         default=None, description="B-mode LV segmenter for the workers (an echo4d checkpoint, TorchScript or .pt2 "
         "file: a site's model); default: the one shipped in the package. Loaded once per worker process.",
     )
+    torch_threads: int = Field(
+        default=0, ge=0, description="torch CPU threads per worker process (0: torch's own default, one per core). "
+        "With the prefork pool, about cores / concurrency.",
+    )
     device: str = Field(default="auto", pattern=DEVICE_PATTERN.pattern,
                         description="torch device for reconstruction: auto, cpu, cuda, cuda:N.")
     default_profile: ProfileName = Field(

@@ -140,7 +140,8 @@ def worker_context(services: Any, worker_id: str = "test-worker") -> Any:
 
     s = services.settings
     return WorkerContext(settings=s, jobs=services.jobs, store=services.store, metrics=services.metrics,
-                         models=ModelCache(s.device, s.prior_checkpoint, s.segmenter), worker_id=worker_id,
+                         models=ModelCache(s.device, s.prior_checkpoint, s.segmenter, s.torch_threads),
+                         worker_id=worker_id,
                          webhooks=WebhookSender(s, services.jobs, services.metrics))
 
 

@@ -17,8 +17,10 @@ log = structlog.get_logger(__name__)
 
 
 class ModelCache:
-    def __init__(self, device: str = "auto", checkpoint: Path | None = None, segmenter: Path | None = None) -> None:
+    def __init__(self, device: str = "auto", checkpoint: Path | None = None, segmenter: Path | None = None,
+                 threads: int = 0) -> None:
         self._device_name = device
+        self._threads = threads
         self._checkpoint = checkpoint
         self._segmenter_path = segmenter
         self._device: Any = None
@@ -34,12 +36,17 @@ class ModelCache:
             self._pid = os.getpid()
 
     def device(self) -> Any:
-        """The torch device for ``device`` (:func:`models.device.resolve_device`: auto, cpu, cuda, cuda:N)."""
+        """The torch device for ``device`` (:func:`models.device.resolve_device`: auto, cpu, cuda, cuda:N); on
+        first use in a process it also sets torch's CPU threads to ``threads`` (0: torch's default)."""
         with self._lock:
             self._check_process()
             if self._device is None:
+                import torch
+
                 from models.device import resolve_device
 
+                if self._threads > 0:
+                    torch.set_num_threads(self._threads)
                 self._device = resolve_device(self._device_name)
             return self._device
 

@@ -54,7 +54,8 @@ def build_worker_context(settings: Settings, *, metrics: Metrics | None = None) 
     sweep_scratch(clients.jobs, settings.resolved_scratch_dir)  # what a killed predecessor left behind
     return WorkerContext(
         settings=settings, jobs=clients.jobs, store=clients.store, metrics=m,
-        models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter),
+        models=ModelCache(settings.device, settings.prior_checkpoint, settings.segmenter,
+                          settings.torch_threads),
         worker_id=f"{socket.gethostname()}:{os.getpid()}", webhooks=WebhookSender(settings, clients.jobs, m),
         scratch_dir=settings.resolved_scratch_dir,
     )
