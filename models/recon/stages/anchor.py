@@ -40,7 +40,8 @@ class AnchoredED:
 
 def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: torch.device,
               generator: torch.Generator, control: StageControl) -> AnchoredED:
-    """Initial probe poses from the ED masks, then (``cfg.use_tto``) the ED fit of latent and probes."""
+    """Initial probe poses from the ED masks, then (``cfg.use_tto``) the ED fit of latent and probes (with the
+    end-systolic frame beside it when ``anchor.joint_es``)."""
     if cfg.gauge not in GAUGES:
         raise InputError(f"unknown gauge {cfg.gauge!r}; expected one of {', '.join(GAUGES)}",
                          code=ErrorCode.VALIDATION_FAILED, field="gauge")
@@ -62,7 +63,7 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
                          bases_mm=init.pivots).to(device)
     es = _es_frame(masks, spacing) if cfg.anchor.joint_es else 0
     fit_frames = [0, es] if es > 0 else [0]
-    bank_ed = PixelBank.build([masks[v][fit_frames] for v in names], [spacing[v] for v in names], device,
+    bank = PixelBank.build([masks[v][fit_frames] for v in names], [spacing[v] for v in names], device,
                               sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
     z_ed = enc.z_enc[0]
     info: dict[str, Any] = {"steps": 0, "stopped_early": False}
@@ -76,7 +77,7 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
                               box_tensors(*box, device), 4 * anchor_cfg.unseen_anchor_points,
                               anchor_cfg.unseen_band_mm, anchor_cfg.unseen_plane_sigma_mm, generator)
 
-        fit = fit_anchor(prior, enc.z_enc[fit_frames], bank_ed, probes, anchor_cfg, generator, control,
+        fit = fit_anchor(prior, enc.z_enc[fit_frames], bank, probes, anchor_cfg, generator, control,
                          unseen_pool if anchor_cfg.holds_back_unseen else None, init.candidates_rad)
         z_ed, prior = fit.z, fit.prior
         info = {"steps": fit.steps, "stopped_early": fit.stopped_early,
