@@ -13,6 +13,7 @@ from torch import Tensor
 
 from models.errors import ErrorCode, InputError
 from models.geometry.frames import ProbePose
+from models.phase import lv_areas
 from models.recon.anchor import PRIOR_CENTRES, AnchorConfig, fit_anchor
 from models.recon.box import bounding_box, box_tensors
 from models.recon.config import GAUGES, ReconConfig
@@ -92,7 +93,7 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
 
 def _es_frame(masks: dict[str, NDArray[np.uint8]], spacing: dict[str, tuple[float, float]]) -> int:
     """The frame (index into the masks (T, H, W)) whose cavity area (mm²) summed over views is smallest."""
-    areas = sum(m.reshape(len(m), -1).sum(1) * (spacing[v][0] * spacing[v][1]) for v, m in masks.items())
+    areas = sum(lv_areas(m) * (spacing[v][0] * spacing[v][1]) for v, m in masks.items())
     return int(np.argmin(areas))
 
 
