@@ -65,7 +65,7 @@ def anchor_ed(enc: EncodedViews, prior: ReconPrior, cfg: ReconConfig, device: to
     es = _es_frame(masks, spacing) if cfg.anchor.joint_es else 0
     fit_frames = [0, es] if es > 0 else [0]
     bank = PixelBank.build([masks[v][fit_frames] for v in names], [spacing[v] for v in names], device,
-                              sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
+                           sigma_mm=cfg.boundary_sigma_mm, observed=[observed[v] for v in names])
     z_ed = enc.z_enc[0]
     info: dict[str, Any] = {"steps": 0, "stopped_early": False}
     if cfg.use_tto:
